@@ -1,0 +1,119 @@
+import { DependencyCycleError, InvalidInputError, UnknownDependencyError } from './errors.js';
+import type { JobSpec, JobStage } from './schemas/job.js';
+
+/** A stored job a batch may depend on. */
+export interface ExistingDep {
+  id: string;
+  stage: JobStage;
+}
+
+export interface PlannedJob {
+  /** Index into the batch as given. */
+  index: number;
+  id: string;
+  deps: string[];
+  stage: Extract<JobStage, 'blocked' | 'queued' | 'failed'>;
+  stageReason: string | null;
+}
+
+/** Dependency references of a batch that do not name a job in the batch itself. */
+export function externalRefs(specs: readonly JobSpec[]): string[] {
+  const keys = new Set(specs.map((s) => s.key).filter((k): k is string => k !== null));
+  const refs = new Set<string>();
+  for (const spec of specs) for (const dep of spec.deps) if (!keys.has(dep)) refs.add(dep);
+  return [...refs];
+}
+
+/**
+ * Resolves the `deps` of a batch to job ids and computes each job's first stage.
+ *
+ * A dependency names a job of the batch by key, or a stored job (by id or key) found in
+ * `existing`. Jobs come back in dependency order (a job after everything it depends on), so
+ * inserting them in that order never references a missing row. A job whose dependency already
+ * failed or was cancelled starts `failed` with reason `dep_failed`; one whose dependencies all
+ * succeeded starts `queued` unless it needs approval; anything else starts `blocked`.
+ */
+export function planBatch(
+  specs: readonly JobSpec[],
+  ids: readonly string[],
+  existing: ReadonlyMap<string, ExistingDep>,
+): PlannedJob[] {
+  const byKey = new Map<string, number>();
+  const issues: { path: string; message: string }[] = [];
+  specs.forEach((spec, i) => {
+    if (spec.key === null) return;
+    const first = byKey.get(spec.key);
+    if (first !== undefined) {
+      issues.push({ path: `${i}.key`, message: `duplicate key "${spec.key}" (also job ${first})` });
+    } else byKey.set(spec.key, i);
+  });
+  if (issues.length > 0) throw new InvalidInputError('job batch', issues);
+
+  const ref = (i: number) => specs[i]?.key ?? `#${i}`;
+  // Edges inside the batch, by index.
+  const inner = specs.map((spec, i) =>
+    spec.deps.flatMap((dep) => {
+      const j = byKey.get(dep);
+      if (j !== undefined) return [j];
+      if (!existing.has(dep)) throw new UnknownDependencyError(ref(i), dep);
+      return [];
+    }),
+  );
+
+  const order = topologicalOrder(inner, ref);
+  const planned = new Map<number, PlannedJob>();
+  for (const i of order) {
+    const spec = specs[i]!;
+    const depIds: string[] = [];
+    let anyFailed = false;
+    let allSucceeded = true;
+    for (const dep of spec.deps) {
+      const j = byKey.get(dep);
+      if (j !== undefined) {
+        const p = planned.get(j)!;
+        depIds.push(p.id);
+        allSucceeded = false;
+        if (p.stage === 'failed') anyFailed = true;
+      } else {
+        const e = existing.get(dep)!;
+        depIds.push(e.id);
+        if (e.stage === 'failed' || e.stage === 'cancelled') anyFailed = true;
+        if (e.stage !== 'succeeded') allSucceeded = false;
+      }
+    }
+    const stage = anyFailed
+      ? 'failed'
+      : allSucceeded && !spec.requiresApproval
+        ? 'queued'
+        : 'blocked';
+    planned.set(i, {
+      index: i,
+      id: ids[i]!,
+      deps: [...new Set(depIds)],
+      stage,
+      stageReason: anyFailed ? 'dep_failed' : null,
+    });
+  }
+  return order.map((i) => planned.get(i)!);
+}
+
+function topologicalOrder(edges: number[][], ref: (i: number) => string): number[] {
+  const state = new Array<0 | 1 | 2>(edges.length).fill(0);
+  const order: number[] = [];
+  const stack: number[] = [];
+  const visit = (i: number): void => {
+    if (state[i] === 2) return;
+    if (state[i] === 1) {
+      const from = stack.indexOf(i);
+      throw new DependencyCycleError([...stack.slice(from), i].map(ref));
+    }
+    state[i] = 1;
+    stack.push(i);
+    for (const j of edges[i]!) visit(j);
+    stack.pop();
+    state[i] = 2;
+    order.push(i);
+  };
+  for (let i = 0; i < edges.length; i++) visit(i);
+  return order;
+}

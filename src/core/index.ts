@@ -1,0 +1,24 @@
+export * from './errors.js';
+export * from './schemas/common.js';
+export * from './schemas/job.js';
+export * from './schemas/lease.js';
+export * from './schemas/run.js';
+export * from './schemas/factory.js';
+export * from './schemas/profile.js';
+export * from './schemas/event.js';
+export * from './schemas/artifact.js';
+export * from './schemas/signal.js';
+export * from './schemas/schedule.js';
+export {
+  JOB_ACTIONS,
+  type JobAction,
+  canTransition,
+  isActive,
+  isTerminal,
+  stagesAllowing,
+  transition,
+} from './job-stage.js';
+export { attemptOutcome, type AttemptContext } from './attempt-outcome.js';
+export { DEFAULT_BACKOFF, retryDelayMs, type BackoffPolicy } from './backoff.js';
+export { externalRefs, planBatch, type ExistingDep, type PlannedJob } from './batch-deps.js';
+export { parseInput } from './validate.js';

@@ -1,0 +1,16 @@
+export type {
+  Claimed,
+  ClaimRequest,
+  CompleteInput,
+  EnqueueResult,
+  FailInput,
+  FencedRef,
+  JobQuery,
+  Outcome,
+  Page,
+  ReapedJob,
+  Store,
+  StoreOptions,
+} from './port.js';
+export { openSqliteStore, type SqliteStoreOptions } from './sqlite/open.js';
+export { openStore, type OpenStoreOptions } from './open-store.js';

@@ -1,0 +1,4 @@
+import { migration as m0001 } from './0001-initial.js';
+
+/** Every PostgreSQL migration in order. */
+export const MIGRATIONS = [m0001];
