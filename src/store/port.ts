@@ -199,4 +199,6 @@ export interface StoreOptions {
   random?: () => number;
   leaseTtlMs?: number;
   backoff?: import('../core/index.js').BackoffPolicy;
+  /** Structured log for conditions the store survives (a dropped idle connection). */
+  logger?: import('pino').Logger;
 }
