@@ -59,7 +59,9 @@ export const JobSpec = z.object({
   runAt: EpochMs.nullable().default(null),
   verify: z.array(z.string().min(1)).default([]),
   requiresApproval: z.boolean().default(false),
-});
+})
+  // An unknown field is most likely a typo ("timout"): say so rather than drop it.
+  .strict();
 export type JobSpecInput = z.input<typeof JobSpec>;
 export type JobSpec = z.output<typeof JobSpec>;
 
