@@ -2,15 +2,16 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { importX } from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
     plugins: { 'import-x': importX },
-    settings: { 'import-x/resolver': { typescript: false, node: true } },
+    settings: { 'import-x/resolver-next': [createTypeScriptImportResolver()] },
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
@@ -27,8 +28,14 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['../store/*', '../server/*', '../cli/*', '../factory/*'], message: 'core is pure' },
-            { group: ['pg', 'better-sqlite3', 'kysely', 'node:fs', 'node:child_process'], message: 'core is pure' },
+            {
+              group: ['../store/*', '../server/*', '../cli/*', '../factory/*'],
+              message: 'core is pure',
+            },
+            {
+              group: ['pg', 'better-sqlite3', 'kysely', 'node:fs', 'node:child_process'],
+              message: 'core is pure',
+            },
           ],
         },
       ],

@@ -14,10 +14,9 @@ export interface AttemptContext {
  * Decides what an ended attempt does to its job: success succeeds, cancellation cancels, and
  * any other result requeues while attempts are left and the failure is retryable, else fails.
  */
-export function attemptOutcome(ctx: AttemptContext): Extract<
-  JobAction,
-  'succeed' | 'requeue' | 'fail' | 'cancel'
-> {
+export function attemptOutcome(
+  ctx: AttemptContext,
+): Extract<JobAction, 'succeed' | 'requeue' | 'fail' | 'cancel'> {
   if (ctx.result === 'success') return 'succeed';
   if (ctx.result === 'cancelled') return 'cancel';
   return ctx.retryable && ctx.attempts < ctx.maxAttempts ? 'requeue' : 'fail';

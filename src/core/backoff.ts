@@ -13,11 +13,7 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 10 * 60_00
  *
  * @example retryDelayMs(3, DEFAULT_BACKOFF, Math.random) // between 2000 and 4000
  */
-export function retryDelayMs(
-  attempt: number,
-  policy: BackoffPolicy,
-  random: () => number,
-): number {
+export function retryDelayMs(attempt: number, policy: BackoffPolicy, random: () => number): number {
   const exp = Math.min(policy.maxMs, policy.baseMs * policy.factor ** Math.max(0, attempt - 1));
   return Math.round(exp / 2 + random() * (exp / 2));
 }

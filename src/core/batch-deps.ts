@@ -97,23 +97,44 @@ export function planBatch(
   return order.map((i) => planned.get(i)!);
 }
 
+/**
+ * Depth-first post-order over `edges` (a job after its deps). Iterative, so a long dependency
+ * chain in a full batch cannot overflow the call stack.
+ */
 function topologicalOrder(edges: number[][], ref: (i: number) => string): number[] {
   const state = new Array<0 | 1 | 2>(edges.length).fill(0);
   const order: number[] = [];
+  // The current DFS path, and for each node on it the index of the next edge to follow.
   const stack: number[] = [];
-  const visit = (i: number): void => {
-    if (state[i] === 2) return;
-    if (state[i] === 1) {
-      const from = stack.indexOf(i);
-      throw new DependencyCycleError([...stack.slice(from), i].map(ref));
+  const next: number[] = [];
+  for (let root = 0; root < edges.length; root++) {
+    if (state[root] !== 0) continue;
+    state[root] = 1;
+    stack.push(root);
+    next.push(0);
+    while (stack.length > 0) {
+      const top = stack.length - 1;
+      const i = stack[top]!;
+      const out = edges[i]!;
+      const k = next[top]!;
+      if (k < out.length) {
+        next[top] = k + 1;
+        const j = out[k]!;
+        if (state[j] === 1) {
+          throw new DependencyCycleError([...stack.slice(stack.indexOf(j)), j].map(ref));
+        }
+        if (state[j] === 0) {
+          state[j] = 1;
+          stack.push(j);
+          next.push(0);
+        }
+      } else {
+        stack.pop();
+        next.pop();
+        state[i] = 2;
+        order.push(i);
+      }
     }
-    state[i] = 1;
-    stack.push(i);
-    for (const j of edges[i]!) visit(j);
-    stack.pop();
-    state[i] = 2;
-    order.push(i);
-  };
-  for (let i = 0; i < edges.length; i++) visit(i);
+  }
   return order;
 }

@@ -48,7 +48,9 @@ export class ConflictError extends FleetError {
   readonly actualRev: number;
 
   constructor(entity: string, id: string, expectedRev: number, actualRev: number) {
-    super(`${entity} ${id} was changed concurrently: expected rev ${expectedRev}, found ${actualRev}`);
+    super(
+      `${entity} ${id} was changed concurrently: expected rev ${expectedRev}, found ${actualRev}`,
+    );
     this.name = 'ConflictError';
     this.entity = entity;
     this.id = id;

@@ -1,5 +1,7 @@
+import type { Logger } from 'pino';
 import type {
   Artifact,
+  BackoffPolicy,
   ArtifactSpecInput,
   Checkpoint,
   EventInput,
@@ -151,7 +153,10 @@ export interface Store {
   listRuns(tenant: string, jobId: string): Promise<Run[]>;
 
   // Events
-  appendEvents(ref: FencedRef, events: EventInput[]): Promise<{ firstSeq: number; lastSeq: number }>;
+  appendEvents(
+    ref: FencedRef,
+    events: EventInput[],
+  ): Promise<{ firstSeq: number; lastSeq: number }>;
   readEvents(
     tenant: string,
     jobId: string,
@@ -198,7 +203,7 @@ export interface StoreOptions {
   /** [0, 1); used for retry jitter. */
   random?: () => number;
   leaseTtlMs?: number;
-  backoff?: import('../core/index.js').BackoffPolicy;
+  backoff?: BackoffPolicy;
   /** Structured log for conditions the store survives (a dropped idle connection). */
-  logger?: import('pino').Logger;
+  logger?: Logger;
 }

@@ -45,7 +45,10 @@ const sqlite: StoreKind = {
     const path = join(dir, 'fleet.db');
     const handles: Store[] = [];
     const reopen = async (more: Partial<StoreOptions> = {}) => {
-      const s = await openSqliteStore({ ...baseOptions(clock, dir, { ...options, ...more }), path });
+      const s = await openSqliteStore({
+        ...baseOptions(clock, dir, { ...options, ...more }),
+        path,
+      });
       handles.push(s);
       return s;
     };

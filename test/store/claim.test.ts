@@ -13,7 +13,12 @@ describeStores('claim', (kind) => {
     const [high1] = await store.enqueue([{ tenant: 'acme', bodyMd: 'high1', priority: 5 }]);
     clock.advance(1);
     const [high2] = await store.enqueue([{ tenant: 'acme', bodyMd: 'high2', priority: 5 }]);
-    const claimed = await store.claim({ factoryId: 'f', tenants: ['acme'], capabilities: [], limit: 10 });
+    const claimed = await store.claim({
+      factoryId: 'f',
+      tenants: ['acme'],
+      capabilities: [],
+      limit: 10,
+    });
     expect(claimed.map((c) => c.job.id)).toEqual([high1!.job.id, high2!.job.id, low!.job.id]);
   });
 
@@ -70,8 +75,15 @@ describeStores('claim', (kind) => {
     const { store } = await kind.open();
     await store.enqueue([{ tenant: 'acme', bodyMd: 'a' }]);
     await store.enqueue([{ tenant: 'beta', bodyMd: 'b' }]);
-    expect(await store.claim({ factoryId: 'f', tenants: ['gamma'], capabilities: [], limit: 5 })).toEqual([]);
-    const both = await store.claim({ factoryId: 'f', tenants: ['acme', 'beta'], capabilities: [], limit: 5 });
+    expect(
+      await store.claim({ factoryId: 'f', tenants: ['gamma'], capabilities: [], limit: 5 }),
+    ).toEqual([]);
+    const both = await store.claim({
+      factoryId: 'f',
+      tenants: ['acme', 'beta'],
+      capabilities: [],
+      limit: 5,
+    });
     expect(both.map((c) => c.job.tenant).sort()).toEqual(['acme', 'beta']);
   });
 
@@ -84,9 +96,19 @@ describeStores('claim', (kind) => {
       { tenant: 'acme', bodyMd: 'gate', requiresApproval: true },
       ...Array.from({ length: 5 }, (_, i) => ({ tenant: 'acme', bodyMd: `leaf${i}` })),
     ]);
-    const claimed = await store.claim({ factoryId: 'f', tenants: ['acme'], capabilities: [], limit: 3 });
+    const claimed = await store.claim({
+      factoryId: 'f',
+      tenants: ['acme'],
+      capabilities: [],
+      limit: 3,
+    });
     expect(claimed).toHaveLength(3);
-    const rest = await store.claim({ factoryId: 'f', tenants: ['acme'], capabilities: [], limit: 100 });
+    const rest = await store.claim({
+      factoryId: 'f',
+      tenants: ['acme'],
+      capabilities: [],
+      limit: 100,
+    });
     expect(rest.map((c) => c.job.bodyMd).sort()).toEqual(['leaf3', 'leaf4']);
   });
 
@@ -97,12 +119,19 @@ describeStores('claim', (kind) => {
       { tenant: 'acme', bodyMd: 'l2', lock: 'repo' },
       { tenant: 'acme', bodyMd: 'free' },
     ]);
-    const first = await store.claim({ factoryId: 'f', tenants: ['acme'], capabilities: [], limit: 10 });
+    const first = await store.claim({
+      factoryId: 'f',
+      tenants: ['acme'],
+      capabilities: [],
+      limit: 10,
+    });
     expect(first.map((c) => c.job.bodyMd).sort()).toEqual(['free', 'l1']);
     expect(await claimOne(store)).toEqual([]);
     // Another tenant's lock of the same name is another lock.
     await store.enqueue([{ tenant: 'beta', bodyMd: 'b', lock: 'repo' }]);
-    expect(await store.claim({ factoryId: 'f', tenants: ['beta'], capabilities: [], limit: 1 })).toHaveLength(1);
+    expect(
+      await store.claim({ factoryId: 'f', tenants: ['beta'], capabilities: [], limit: 1 }),
+    ).toHaveLength(1);
     const l1 = first.find((c) => c.job.bodyMd === 'l1')!;
     await store.complete({ jobId: l1.job.id, epoch: l1.lease.leaseEpoch });
     const next = await claimOne(store);
@@ -112,13 +141,23 @@ describeStores('claim', (kind) => {
   it('freezes the profile into the run', async () => {
     const { store } = await kind.open();
     await store.createProfile({ tenant: 'acme', name: 'backend', persona: 'v1' });
-    await store.createProfile({ tenant: 'acme', name: 'backend', persona: 'v2', defaults: { model: 'm' } });
+    await store.createProfile({
+      tenant: 'acme',
+      name: 'backend',
+      persona: 'v2',
+      defaults: { model: 'm' },
+    });
     await store.enqueue([
       { tenant: 'acme', bodyMd: 'pinned', profile: 'backend@1', priority: 2 },
       { tenant: 'acme', bodyMd: 'latest', profile: 'backend', priority: 1 },
       { tenant: 'acme', bodyMd: 'missing', profile: 'ghost@3' },
     ]);
-    const claimed = await store.claim({ factoryId: 'f', tenants: ['acme'], capabilities: [], limit: 3 });
+    const claimed = await store.claim({
+      factoryId: 'f',
+      tenants: ['acme'],
+      capabilities: [],
+      limit: 3,
+    });
     expect(claimed.map((c) => c.run.profileSnapshot)).toEqual([
       { name: 'backend', version: 1, persona: 'v1', defaults: {}, promptParts: [] },
       { name: 'backend', version: 2, persona: 'v2', defaults: { model: 'm' }, promptParts: [] },

@@ -33,7 +33,11 @@ describeStores('enqueue and job records', (kind) => {
     expect(await store.getJob('acme', r!.job.id)).toEqual(r!.job);
     const events = await store.readEvents('acme', r!.job.id);
     expect(events).toEqual([
-      expect.objectContaining({ seq: 1, type: 'stage', data: expect.objectContaining({ to: 'queued' }) }),
+      expect.objectContaining({
+        seq: 1,
+        type: 'stage',
+        data: expect.objectContaining({ to: 'queued' }),
+      }),
     ]);
   });
 
@@ -55,14 +59,16 @@ describeStores('enqueue and job records', (kind) => {
       verify: ['npm test'],
     };
     const [r] = await store.enqueue([spec]);
-    const { tenant: _t, ...rest } = spec;
-    expect(r!.job).toMatchObject({ ...rest, capabilities: ['linux', 'node'] });
+    const { tenant, ...rest } = spec;
+    expect(r!.job).toMatchObject({ tenant, ...rest, capabilities: ['linux', 'node'] });
   });
 
   it('returns the existing job for a repeated idempotency key', async () => {
     const { store } = await kind.open();
     const [first] = await store.enqueue([{ tenant: 'acme', bodyMd: 'a', idempotencyKey: 'k1' }]);
-    const [again] = await store.enqueue([{ tenant: 'acme', bodyMd: 'other', idempotencyKey: 'k1' }]);
+    const [again] = await store.enqueue([
+      { tenant: 'acme', bodyMd: 'other', idempotencyKey: 'k1' },
+    ]);
     expect(again!.created).toBe(false);
     expect(again!.job.id).toBe(first!.job.id);
     expect(again!.job.bodyMd).toBe('a');
@@ -179,7 +185,10 @@ describeStores('enqueue and job records', (kind) => {
   it('updates with optimistic concurrency', async () => {
     const { store } = await kind.open();
     const [r] = await store.enqueue([{ tenant: 'acme', bodyMd: 'a' }]);
-    const updated = await store.updateJob('acme', r!.job.id, 1, { priority: 9, manifest: { x: 1 } });
+    const updated = await store.updateJob('acme', r!.job.id, 1, {
+      priority: 9,
+      manifest: { x: 1 },
+    });
     expect(updated).toMatchObject({ priority: 9, manifest: { x: 1 }, rev: 2 });
     const stale = store.updateJob('acme', r!.job.id, 1, { priority: 3 });
     await expect(stale).rejects.toBeInstanceOf(ConflictError);
@@ -201,4 +210,3 @@ describeStores('enqueue and job records', (kind) => {
     await expect(store.deleteJob('acme', r!.job.id)).rejects.toBeInstanceOf(NotFoundError);
   });
 });
-

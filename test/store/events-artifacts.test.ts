@@ -25,7 +25,10 @@ describeStores('events', (kind) => {
       lastSeq: 4,
     });
     await store.markRunning(ref);
-    expect(await store.appendEvents(ref, [{ type: 'c', at: 42 }])).toEqual({ firstSeq: 6, lastSeq: 6 });
+    expect(await store.appendEvents(ref, [{ type: 'c', at: 42 }])).toEqual({
+      firstSeq: 6,
+      lastSeq: 6,
+    });
     expect(await store.appendEvents(ref, [])).toEqual({ firstSeq: 7, lastSeq: 6 });
     await store.complete(ref);
     const events = await store.readEvents('acme', c.job.id);
@@ -52,7 +55,11 @@ describeStores('events', (kind) => {
     const { store } = await kind.open();
     const c = await claimOne(store);
     const ref = { jobId: c.job.id, epoch: 1 };
-    const bad = store.appendEvents(ref, [{ type: 'ok' }, { type: '' }, { type: 'x', data: 'nope' as never }]);
+    const bad = store.appendEvents(ref, [
+      { type: 'ok' },
+      { type: '' },
+      { type: 'x', data: 'nope' as never },
+    ]);
     await expect(bad).rejects.toBeInstanceOf(InvalidInputError);
     await expect(bad).rejects.toMatchObject({ issues: [{ path: '1.type' }, { path: '2.data' }] });
     expect((await store.readEvents('acme', c.job.id)).map((e) => e.seq)).toEqual([1, 2]);
@@ -66,7 +73,11 @@ describeStores('artifacts', (kind) => {
     const c = await claimOne(store);
     const ref = { jobId: c.job.id, epoch: 1 };
     const body = Buffer.from('transcript line\n');
-    const a = await store.putArtifact(ref, { kind: 'transcript', name: 't.jsonl', runId: c.run.id }, body);
+    const a = await store.putArtifact(
+      ref,
+      { kind: 'transcript', name: 't.jsonl', runId: c.run.id },
+      body,
+    );
     expect(a).toMatchObject({
       tenant: 'acme',
       jobId: c.job.id,
@@ -77,22 +88,37 @@ describeStores('artifacts', (kind) => {
       mediaType: 'application/octet-stream',
       sha256: createHash('sha256').update(body).digest('hex'),
     });
-    const b = await store.putArtifact(ref, { kind: 'log', name: 'copy.txt', mediaType: 'text/plain' }, body);
+    const b = await store.putArtifact(
+      ref,
+      { kind: 'log', name: 'copy.txt', mediaType: 'text/plain' },
+      body,
+    );
     expect(b.sha256).toBe(a.sha256);
     expect(b.id).not.toBe(a.id);
     expect(await store.readArtifact('acme', a.id)).toEqual(body);
     expect(await store.getArtifact('beta', a.id)).toBeNull();
     await expect(store.readArtifact('beta', a.id)).rejects.toBeInstanceOf(NotFoundError);
-    expect((await store.listArtifacts('acme', c.job.id)).map((x) => x.name)).toEqual(['t.jsonl', 'copy.txt']);
+    expect((await store.listArtifacts('acme', c.job.id)).map((x) => x.name)).toEqual([
+      't.jsonl',
+      'copy.txt',
+    ]);
   });
 
   it('rejects a stale writer and a malformed spec without adding a row', async () => {
     const { store } = await kind.open();
     const c = await claimOne(store);
-    const a = await store.putArtifact({ jobId: c.job.id, epoch: 1 }, { kind: 'diff', name: 'd' }, Buffer.from('x'));
+    const a = await store.putArtifact(
+      { jobId: c.job.id, epoch: 1 },
+      { kind: 'diff', name: 'd' },
+      Buffer.from('x'),
+    );
     await store.complete({ jobId: c.job.id, epoch: 1 });
     await expect(
-      store.putArtifact({ jobId: c.job.id, epoch: 1 }, { kind: 'diff', name: 'late' }, Buffer.from('y')),
+      store.putArtifact(
+        { jobId: c.job.id, epoch: 1 },
+        { kind: 'diff', name: 'late' },
+        Buffer.from('y'),
+      ),
     ).rejects.toBeInstanceOf(StaleLeaseError);
     expect((await store.listArtifacts('acme', c.job.id)).map((x) => x.id)).toEqual([a.id]);
     await expect(

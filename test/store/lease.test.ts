@@ -3,7 +3,10 @@ import { IllegalTransitionError, StaleLeaseError } from '../../src/core/index.js
 import type { Claimed, Store } from '../../src/store/index.js';
 import { describeStores } from '../helpers/stores.js';
 
-async function claimed(store: Store, spec: { maxAttempts?: number; lock?: string } = {}): Promise<Claimed> {
+async function claimed(
+  store: Store,
+  spec: { maxAttempts?: number; lock?: string } = {},
+): Promise<Claimed> {
   await store.enqueue([{ tenant: 'acme', bodyMd: 'work', ...spec }]);
   const [c] = await store.claim({
     factoryId: 'f1',
@@ -32,7 +35,10 @@ describeStores('leases and fencing', (kind) => {
       10_000,
     );
     expect(outcomes.map((o) => o.ok)).toEqual([true, false, true]);
-    expect(outcomes[1]).toMatchObject({ ok: false, error: { code: 'stale_lease', heldEpoch: 7, currentEpoch: 1 } });
+    expect(outcomes[1]).toMatchObject({
+      ok: false,
+      error: { code: 'stale_lease', heldEpoch: 7, currentEpoch: 1 },
+    });
     expect((await store.getJob('acme', a.job.id))!.lease!.renewals).toBe(2);
   });
 
@@ -42,7 +48,10 @@ describeStores('leases and fencing', (kind) => {
     const ref = { jobId: c.job.id, epoch: 1 };
     await expect(store.markVerifying(ref)).rejects.toBeInstanceOf(IllegalTransitionError);
     expect((await store.markRunning(ref)).stage).toBe('running');
-    await expect(store.markRunning(ref)).rejects.toMatchObject({ code: 'illegal_transition', from: 'running' });
+    await expect(store.markRunning(ref)).rejects.toMatchObject({
+      code: 'illegal_transition',
+      from: 'running',
+    });
     expect((await store.markVerifying(ref)).stage).toBe('verifying');
     const done = await store.complete({ ...ref, verifyResult: { passed: true, commands: [] } });
     expect(done.stage).toBe('succeeded');
@@ -89,7 +98,12 @@ describeStores('leases and fencing', (kind) => {
     expect(await store.listArtifacts('acme', c.job.id)).toEqual([]);
 
     clock.advance(750);
-    const [again] = await store.claim({ factoryId: 'f2', tenants: ['acme'], capabilities: [], limit: 1 });
+    const [again] = await store.claim({
+      factoryId: 'f2',
+      tenants: ['acme'],
+      capabilities: [],
+      limit: 1,
+    });
     expect(again!.lease).toMatchObject({ leaseEpoch: 2, holderFactoryId: 'f2' });
     expect(again!.run.attempt).toBe(2);
     await expect(store.complete(ref)).rejects.toMatchObject({ heldEpoch: 1, currentEpoch: 2 });
@@ -112,7 +126,11 @@ describeStores('leases and fencing', (kind) => {
 
   it('reports a stale write on an unknown job as not found', async () => {
     const { store } = await kind.open();
-    await expect(store.renew({ jobId: 'nope', epoch: 1 })).rejects.toMatchObject({ code: 'not_found' });
-    await expect(store.complete({ jobId: 'nope', epoch: 1 })).rejects.toMatchObject({ code: 'not_found' });
+    await expect(store.renew({ jobId: 'nope', epoch: 1 })).rejects.toMatchObject({
+      code: 'not_found',
+    });
+    await expect(store.complete({ jobId: 'nope', epoch: 1 })).rejects.toMatchObject({
+      code: 'not_found',
+    });
   });
 });

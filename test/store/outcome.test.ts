@@ -15,7 +15,13 @@ describeStores('completion, failure, retries and dependencies', (kind) => {
     await store.enqueue([{ tenant: 'acme', bodyMd: 'a' }]);
     const [c] = await claimAll(store);
     clock.advance(1234);
-    const insights = { model: 'claude', tokensIn: 10, tokensOut: 5, costUsd: 0.01, estimated: true };
+    const insights = {
+      model: 'claude',
+      tokensIn: 10,
+      tokensOut: 5,
+      costUsd: 0.01,
+      estimated: true,
+    };
     const verifyResult = {
       passed: true,
       commands: [{ command: 'npm test', exit: 0, outputTail: 'ok', durationMs: 12 }],
@@ -45,13 +51,15 @@ describeStores('completion, failure, retries and dependencies', (kind) => {
     const [c] = await claimAll(store);
     await store.complete(ref(c!));
     await expect(store.complete(ref(c!))).rejects.toBeInstanceOf(StaleLeaseError);
-    await expect(store.fail({ ...ref(c!), result: 'agent_failed', error: 'x' })).rejects.toBeInstanceOf(
-      StaleLeaseError,
-    );
+    await expect(
+      store.fail({ ...ref(c!), result: 'agent_failed', error: 'x' }),
+    ).rejects.toBeInstanceOf(StaleLeaseError);
     await expect(store.cancel('acme', c!.job.id)).rejects.toBeInstanceOf(IllegalTransitionError);
     const job = (await store.getJob('acme', c!.job.id))!;
     expect(job.stage).toBe('succeeded');
-    const terminal = (await store.readEvents('acme', job.id)).filter((e) => e.data.to === 'succeeded');
+    const terminal = (await store.readEvents('acme', job.id)).filter(
+      (e) => e.data.to === 'succeeded',
+    );
     expect(terminal).toHaveLength(1);
   });
 
@@ -62,7 +70,11 @@ describeStores('completion, failure, retries and dependencies', (kind) => {
     for (let attempt = 1; attempt <= 3; attempt++) {
       const [c] = await claimAll(store);
       expect(c!.run.attempt).toBe(attempt);
-      const job = await store.fail({ ...ref(c!), result: 'agent_failed', error: `boom ${attempt}` });
+      const job = await store.fail({
+        ...ref(c!),
+        result: 'agent_failed',
+        error: `boom ${attempt}`,
+      });
       expect(job.lastError).toBe(`boom ${attempt}`);
       if (attempt < 3) {
         expect(job).toMatchObject({ stage: 'queued', stageReason: 'agent_failed' });
@@ -70,7 +82,11 @@ describeStores('completion, failure, retries and dependencies', (kind) => {
         expect(await claimAll(store)).toEqual([]);
         clock.advance(job.runAt - clock.now());
       } else {
-        expect(job).toMatchObject({ stage: 'failed', stageReason: 'agent_failed', finishedAt: clock.now() });
+        expect(job).toMatchObject({
+          stage: 'failed',
+          stageReason: 'agent_failed',
+          finishedAt: clock.now(),
+        });
       }
     }
     expect(delays).toEqual([750, 1500]);
@@ -86,7 +102,12 @@ describeStores('completion, failure, retries and dependencies', (kind) => {
     const { store } = await kind.open();
     await store.enqueue([{ tenant: 'acme', bodyMd: 'a', maxAttempts: 5 }]);
     const [c] = await claimAll(store);
-    const job = await store.fail({ ...ref(c!), result: 'crashed', error: 'no engine', retryable: false });
+    const job = await store.fail({
+      ...ref(c!),
+      result: 'crashed',
+      error: 'no engine',
+      retryable: false,
+    });
     expect(job).toMatchObject({ stage: 'failed', stageReason: 'crashed', attempts: 1 });
   });
 
@@ -114,11 +135,20 @@ describeStores('completion, failure, retries and dependencies', (kind) => {
     ]);
     expect((await store.getJob('acme', b!.job.id))!.stage).toBe('claimed');
     const failed = await store.failMany([
-      { ...ref(b!), result: 'timeout', error: 'took too long', checkpoint: { wipBranch: 'w', wipBase: 'b', wipCommit: 'c' } },
+      {
+        ...ref(b!),
+        result: 'timeout',
+        error: 'took too long',
+        checkpoint: { wipBranch: 'w', wipBase: 'b', wipCommit: 'c' },
+      },
     ]);
     expect(failed[0]).toMatchObject({
       ok: true,
-      value: { stage: 'queued', stageReason: 'timeout', checkpoint: { wipBranch: 'w', wipBase: 'b', wipCommit: 'c' } },
+      value: {
+        stage: 'queued',
+        stageReason: 'timeout',
+        checkpoint: { wipBranch: 'w', wipBase: 'b', wipCommit: 'c' },
+      },
     });
   });
 
@@ -152,9 +182,20 @@ describeStores('completion, failure, retries and dependencies', (kind) => {
     await store.fail({ ...ref(a), result: 'agent_failed', error: 'bad' });
     await store.cancel('acme', claimed.find((c) => c.job.key === 'x')!.job.id, 'cancelled_by_user');
     const byKey = async (key: string) => (await store.listJobs('acme', { key })).items[0]!;
-    expect(await byKey('b')).toMatchObject({ stage: 'failed', stageReason: 'dep_failed', lastError: 'dependency a failed' });
-    expect(await byKey('c')).toMatchObject({ stage: 'failed', stageReason: 'dep_failed', lastError: 'dependency b failed' });
-    expect(await byKey('x')).toMatchObject({ stage: 'cancelled', stageReason: 'cancelled_by_user' });
+    expect(await byKey('b')).toMatchObject({
+      stage: 'failed',
+      stageReason: 'dep_failed',
+      lastError: 'dependency a failed',
+    });
+    expect(await byKey('c')).toMatchObject({
+      stage: 'failed',
+      stageReason: 'dep_failed',
+      lastError: 'dependency b failed',
+    });
+    expect(await byKey('x')).toMatchObject({
+      stage: 'cancelled',
+      stageReason: 'cancelled_by_user',
+    });
     expect(await byKey('y')).toMatchObject({ stage: 'failed', stageReason: 'dep_failed' });
   });
 
@@ -169,7 +210,9 @@ describeStores('completion, failure, retries and dependencies', (kind) => {
     const job = await store.cancel('acme', a!.job.id);
     expect(job).toMatchObject({ stage: 'cancelled', lease: null, stageReason: 'cancelled' });
     expect((await store.getRun('acme', a!.run.id))!.result).toBe('cancelled');
-    await expect(store.appendEvents(ref(a!), [{ type: 'log' }])).rejects.toBeInstanceOf(StaleLeaseError);
+    await expect(store.appendEvents(ref(a!), [{ type: 'log' }])).rejects.toBeInstanceOf(
+      StaleLeaseError,
+    );
     const [b] = await claimAll(store);
     expect(b!.job.bodyMd).toBe('b');
   });
@@ -189,7 +232,13 @@ describeStores('completion, failure, retries and dependencies', (kind) => {
     });
     clock.advance(5);
     const retried = await store.retry('acme', a!.job.id);
-    expect(retried).toMatchObject({ stage: 'queued', attempts: 0, finishedAt: null, lastError: null, runAt: clock.now() });
+    expect(retried).toMatchObject({
+      stage: 'queued',
+      attempts: 0,
+      finishedAt: null,
+      lastError: null,
+      runAt: clock.now(),
+    });
     expect((await store.getJob('acme', bJob!.id))!.stage).toBe('blocked');
     const [again] = await claimAll(store);
     expect(again!.lease.leaseEpoch).toBe(2);

@@ -5,14 +5,39 @@ import { describeStores } from '../helpers/stores.js';
 describeStores('factories', (kind) => {
   it('registers, re-registers by name, updates by rev and deletes', async () => {
     const { store, clock } = await kind.open();
-    const f = await store.registerFactory({ tenant: 'acme', name: 'host-a', capabilities: ['linux'], seats: 4 });
-    expect(f).toMatchObject({ name: 'host-a', kind: 'factory', seats: 4, status: 'online', rev: 1, lastSeenAt: clock.now() });
+    const f = await store.registerFactory({
+      tenant: 'acme',
+      name: 'host-a',
+      capabilities: ['linux'],
+      seats: 4,
+    });
+    expect(f).toMatchObject({
+      name: 'host-a',
+      kind: 'factory',
+      seats: 4,
+      status: 'online',
+      rev: 1,
+      lastSeenAt: clock.now(),
+    });
     clock.advance(100);
-    const again = await store.registerFactory({ tenant: 'acme', name: 'host-a', seats: 8, version: '1.2.0' });
-    expect(again).toMatchObject({ id: f.id, seats: 8, version: '1.2.0', rev: 2, lastSeenAt: clock.now() });
+    const again = await store.registerFactory({
+      tenant: 'acme',
+      name: 'host-a',
+      seats: 8,
+      version: '1.2.0',
+    });
+    expect(again).toMatchObject({
+      id: f.id,
+      seats: 8,
+      version: '1.2.0',
+      rev: 2,
+      lastSeenAt: clock.now(),
+    });
     const drained = await store.updateFactory('acme', f.id, 2, { status: 'draining' });
     expect(drained).toMatchObject({ status: 'draining', rev: 3 });
-    await expect(store.updateFactory('acme', f.id, 2, { seats: 1 })).rejects.toBeInstanceOf(ConflictError);
+    await expect(store.updateFactory('acme', f.id, 2, { seats: 1 })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
     await expect(store.updateFactory('acme', f.id, 3, { seats: -1 })).rejects.toMatchObject({
       code: 'invalid_input',
       issues: [{ path: 'seats' }],
@@ -40,9 +65,10 @@ describeStores('profiles', (kind) => {
     expect(await store.getProfile('acme', 'backend', 1)).toEqual(v1);
     expect(await store.getProfile('beta', 'backend')).toBeNull();
     expect((await store.listProfiles('acme')).map((p) => p.version)).toEqual([1, 2]);
-    await expect(
-      store.createProfile({ tenant: 'acme', name: 'Bad Name' }),
-    ).rejects.toMatchObject({ code: 'invalid_input', issues: [{ path: 'name' }] });
+    await expect(store.createProfile({ tenant: 'acme', name: 'Bad Name' })).rejects.toMatchObject({
+      code: 'invalid_input',
+      issues: [{ path: 'name' }],
+    });
     const raced = await Promise.all(
       Array.from({ length: 5 }, () => store.createProfile({ tenant: 'acme', name: 'race' })),
     );
@@ -55,20 +81,30 @@ describeStores('signals', (kind) => {
     const { store } = await kind.open();
     const [r] = await store.enqueue([{ tenant: 'acme', bodyMd: 'a' }]);
     const jobId = r!.job.id;
-    const first = await store.sendSignal({ tenant: 'acme', jobId, key: 'k1', body: 'also add tests' });
-    expect(first).toMatchObject({ created: true, signal: { status: 'pending', body: 'also add tests', rev: 1 } });
+    const first = await store.sendSignal({
+      tenant: 'acme',
+      jobId,
+      key: 'k1',
+      body: 'also add tests',
+    });
+    expect(first).toMatchObject({
+      created: true,
+      signal: { status: 'pending', body: 'also add tests', rev: 1 },
+    });
     const dup = await store.sendSignal({ tenant: 'acme', jobId, key: 'k1', body: 'different' });
     expect(dup).toEqual({ created: false, signal: first.signal });
     const delivered = await store.setSignalStatus('acme', first.signal.id, 1, 'delivered');
     expect(delivered).toMatchObject({ status: 'delivered', rev: 2 });
     expect(delivered.deliveredAt).not.toBeNull();
-    await expect(store.setSignalStatus('acme', first.signal.id, 2, 'pending')).rejects.toBeInstanceOf(
-      IllegalTransitionError,
-    );
-    await expect(store.setSignalStatus('acme', first.signal.id, 1, 'drained')).rejects.toBeInstanceOf(
-      ConflictError,
-    );
-    expect((await store.setSignalStatus('acme', first.signal.id, 2, 'drained')).drainedAt).not.toBeNull();
+    await expect(
+      store.setSignalStatus('acme', first.signal.id, 2, 'pending'),
+    ).rejects.toBeInstanceOf(IllegalTransitionError);
+    await expect(
+      store.setSignalStatus('acme', first.signal.id, 1, 'drained'),
+    ).rejects.toBeInstanceOf(ConflictError);
+    expect(
+      (await store.setSignalStatus('acme', first.signal.id, 2, 'drained')).drainedAt,
+    ).not.toBeNull();
     expect((await store.listSignals('acme', jobId)).map((s) => s.key)).toEqual(['k1']);
     expect(await store.getSignal('beta', first.signal.id)).toBeNull();
   });
@@ -99,9 +135,16 @@ describeStores('schedules', (kind) => {
     expect(s).toMatchObject({ paused: false, allowOverlap: false, nextRunAt: null, rev: 1 });
     const paused = await store.updateSchedule('acme', s.id, 1, { paused: true, nextRunAt: 99 });
     expect(paused).toMatchObject({ paused: true, nextRunAt: 99, rev: 2 });
-    await expect(store.updateSchedule('acme', s.id, 1, { paused: false })).rejects.toBeInstanceOf(ConflictError);
+    await expect(store.updateSchedule('acme', s.id, 1, { paused: false })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
     await expect(
-      store.createSchedule({ tenant: 'acme', name: 'bad', rule: { kind: 'every', everyMs: 0 }, template: {} }),
+      store.createSchedule({
+        tenant: 'acme',
+        name: 'bad',
+        rule: { kind: 'every', everyMs: 0 },
+        template: {},
+      }),
     ).rejects.toMatchObject({ code: 'invalid_input', issues: [{ path: 'rule.everyMs' }] });
     expect((await store.listSchedules('acme')).map((x) => x.name)).toEqual(['nightly']);
     await store.deleteSchedule('acme', s.id);

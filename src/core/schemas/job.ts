@@ -40,26 +40,27 @@ const JobKey = z
  * What a caller submits. Everything but `tenant` and `bodyMd` has a default. `deps` names other
  * jobs by key or id, in the same batch or already stored; the store resolves them to ids.
  */
-export const JobSpec = z.object({
-  tenant: Tenant,
-  bodyMd: z.string(),
-  key: JobKey.nullable().default(null),
-  idempotencyKey: z.string().min(1).max(200).nullable().default(null),
-  parentId: Id.nullable().default(null),
-  kind: JobKind.default('leaf'),
-  manifest: JsonObject.default({}),
-  priority: z.number().int().min(-1000).max(1000).default(0),
-  capabilities: z.array(z.string().min(1)).default([]),
-  engine: z.string().min(1).default('shell'),
-  profile: z.string().min(1).nullable().default(null),
-  deps: z.array(z.string().min(1)).default([]),
-  lock: z.string().min(1).max(200).nullable().default(null),
-  timeoutMs: z.number().int().positive().nullable().default(null),
-  maxAttempts: z.number().int().min(1).max(100).default(3),
-  runAt: EpochMs.nullable().default(null),
-  verify: z.array(z.string().min(1)).default([]),
-  requiresApproval: z.boolean().default(false),
-})
+export const JobSpec = z
+  .object({
+    tenant: Tenant,
+    bodyMd: z.string(),
+    key: JobKey.nullable().default(null),
+    idempotencyKey: z.string().min(1).max(200).nullable().default(null),
+    parentId: Id.nullable().default(null),
+    kind: JobKind.default('leaf'),
+    manifest: JsonObject.default({}),
+    priority: z.number().int().min(-1000).max(1000).default(0),
+    capabilities: z.array(z.string().min(1)).default([]),
+    engine: z.string().min(1).default('shell'),
+    profile: z.string().min(1).nullable().default(null),
+    deps: z.array(z.string().min(1)).default([]),
+    lock: z.string().min(1).max(200).nullable().default(null),
+    timeoutMs: z.number().int().positive().nullable().default(null),
+    maxAttempts: z.number().int().min(1).max(100).default(3),
+    runAt: EpochMs.nullable().default(null),
+    verify: z.array(z.string().min(1)).default([]),
+    requiresApproval: z.boolean().default(false),
+  })
   // An unknown field is most likely a typo ("timout"): say so rather than drop it.
   .strict();
 export type JobSpecInput = z.input<typeof JobSpec>;

@@ -205,8 +205,7 @@ export class PostgresStore extends KyselyStore implements Store {
       })),
     );
     const byId = new Map(rows.map((r) => [r.id, r]));
-    for (const p of plan)
-      results[fresh[p.index]!] = { job: toJob(byId.get(p.id)!), created: true };
+    for (const p of plan) results[fresh[p.index]!] = { job: toJob(byId.get(p.id)!), created: true };
     return results as EnqueueResult[];
   }
 
@@ -271,7 +270,9 @@ export class PostgresStore extends KyselyStore implements Store {
   async markVerifying(ref: FencedRef): Promise<Job> {
     return this.tx(async (c) => {
       const row = await this.fenced(c, ref);
-      return toJob((await this.move(c, [{ row, action: 'verify', set: {}, epoch: ref.epoch }]))[0]!);
+      return toJob(
+        (await this.move(c, [{ row, action: 'verify', set: {}, epoch: ref.epoch }]))[0]!,
+      );
     });
   }
 
@@ -328,7 +329,10 @@ export class PostgresStore extends KyselyStore implements Store {
   ): Promise<Outcome<Job>[]> {
     if (inputs.length === 0) return [];
     return this.tx(async (c) => {
-      const rows = await this.lockRows(c, inputs.map((i) => i.jobId));
+      const rows = await this.lockRows(
+        c,
+        inputs.map((i) => i.jobId),
+      );
       const outcomes = new Array<Outcome<Job> | undefined>(inputs.length);
       const ends: AttemptEnd[] = [];
       const at: number[] = [];
@@ -442,12 +446,19 @@ export class PostgresStore extends KyselyStore implements Store {
     return this.tx(async (c) => {
       const row = await this.tenantRow(c, tenant, id);
       if (Number(row.requires_approval) !== 1 || row.approved_at !== null)
-        throw new IllegalTransitionError(row.stage, 'approve', id, 'it is not waiting for approval');
+        throw new IllegalTransitionError(
+          row.stage,
+          'approve',
+          id,
+          'it is not waiting for approval',
+        );
       let [updated] = await this.move(c, [
         { row, action: 'approve', set: { approved_at: this.now() }, epoch: null },
       ]);
       if (await this.readyToQueue(c, updated!))
-        [updated] = await this.move(c, [{ row: updated!, action: 'unblock', set: {}, epoch: null }]);
+        [updated] = await this.move(c, [
+          { row: updated!, action: 'unblock', set: {}, epoch: null },
+        ]);
       return toJob(updated!);
     });
   }
@@ -815,7 +826,9 @@ ORDER BY upd.priority DESC, upd.run_at, upd.id`;
 
 function holdsLease(row: Row, epoch: number): boolean {
   return (
-    Number(row.lease_epoch) === epoch && row.lease_holder !== null && isActive(row.stage as JobStage)
+    Number(row.lease_epoch) === epoch &&
+    row.lease_holder !== null &&
+    isActive(row.stage as JobStage)
   );
 }
 

@@ -202,7 +202,11 @@ export abstract class KyselyStore {
    * checks the lease, so a stale writer adds no row. (Its blob may stay on disk: blobs are
    * immutable and shared by address, so an unreferenced one is garbage, never corruption.)
    */
-  async putArtifact(ref: FencedRef, spec: ArtifactSpecInput, content: Uint8Array): Promise<Artifact> {
+  async putArtifact(
+    ref: FencedRef,
+    spec: ArtifactSpecInput,
+    content: Uint8Array,
+  ): Promise<Artifact> {
     const s = parseInput(ArtifactSpec, spec, 'artifact');
     const { sha256, size } = await this.blobs.put(content);
     const id = newId();
@@ -400,7 +404,10 @@ export abstract class KyselyStore {
       .selectAll()
       .where('tenant', '=', tenant)
       .where('name', '=', name);
-    q = version === undefined ? q.orderBy('version', 'desc').limit(1) : q.where('version', '=', version);
+    q =
+      version === undefined
+        ? q.orderBy('version', 'desc').limit(1)
+        : q.where('version', '=', version);
     const row = await q.executeTakeFirst();
     return row === undefined ? null : toProfile(row);
   }
@@ -433,7 +440,17 @@ export abstract class KyselyStore {
     // Insert only while the job is unfinished, in the statement that checks it.
     const row = await this.db
       .insertInto('signals')
-      .columns(['id', 'tenant', 'job_id', 'key', 'body', 'status', 'created_at', 'expires_at', 'rev'])
+      .columns([
+        'id',
+        'tenant',
+        'job_id',
+        'key',
+        'body',
+        'status',
+        'created_at',
+        'expires_at',
+        'rev',
+      ])
       .expression(
         this.db
           .selectFrom('jobs')
@@ -605,7 +622,9 @@ export abstract class KyselyStore {
     if (table !== 'signals') values.updated_at = this.now();
     // Kysely cannot type a table chosen at run time; the column names above are checked by the
     // callers' patch schemas instead.
-    const db = this.db as unknown as Kysely<Record<string, { tenant: string; id: string; rev: number }>>;
+    const db = this.db as unknown as Kysely<
+      Record<string, { tenant: string; id: string; rev: number }>
+    >;
     const name: string = table;
     const row = await db
       .updateTable(name)

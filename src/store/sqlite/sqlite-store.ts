@@ -118,7 +118,8 @@ export class SqliteStore extends KyselyStore implements Store {
           if (row !== undefined) {
             results[i] = { job: toJob(row), created: false };
             existing.set(row.id, { id: row.id, stage: row.stage as JobStage });
-            if (row.key !== null) existing.set(row.key, { id: row.id, stage: row.stage as JobStage });
+            if (row.key !== null)
+              existing.set(row.key, { id: row.id, stage: row.stage as JobStage });
             return;
           }
         }
@@ -128,8 +129,7 @@ export class SqliteStore extends KyselyStore implements Store {
       for (const ref of externalRefs(freshSpecs)) {
         if (existing.has(ref)) continue;
         const row = this.stmt.findRef.get(tenant, ref, ref, ref) as
-          | { id: string; stage: JobStage }
-          | undefined;
+          { id: string; stage: JobStage } | undefined;
         if (row !== undefined) existing.set(ref, { id: row.id, stage: row.stage });
       }
       const ids = fresh.map(() => newId());
@@ -359,7 +359,8 @@ export class SqliteStore extends KyselyStore implements Store {
     const run = this.raw.transaction((): Job => {
       const row = this.tenantRow(tenant, id);
       transition(row.stage as JobStage, 'retry', id);
-      const blocker = this.stmt.deadDep.get(id) as { id: string; key: string | null; stage: string } | undefined;
+      const blocker = this.stmt.deadDep.get(id) as
+        { id: string; key: string | null; stage: string } | undefined;
       if (blocker !== undefined)
         throw new IllegalTransitionError(
           row.stage,
@@ -384,7 +385,12 @@ export class SqliteStore extends KyselyStore implements Store {
     const run = this.raw.transaction((): Job => {
       const row = this.tenantRow(tenant, id);
       if (row.requires_approval !== 1 || row.approved_at !== null)
-        throw new IllegalTransitionError(row.stage, 'approve', id, 'it is not waiting for approval');
+        throw new IllegalTransitionError(
+          row.stage,
+          'approve',
+          id,
+          'it is not waiting for approval',
+        );
       let updated = this.move(row, 'approve', { approved_at: this.now() });
       if (this.readyToQueue(updated)) updated = this.move(updated, 'unblock', {});
       return toJob(updated);
@@ -401,8 +407,7 @@ export class SqliteStore extends KyselyStore implements Store {
     const parsed = parseInput(EventBatch, events, 'event batch');
     const run = this.raw.transaction(() => {
       const row = this.stmt.bumpSeqFenced.get(parsed.length, ref.jobId, ref.epoch) as
-        | { event_seq: number; tenant: string }
-        | undefined;
+        { event_seq: number; tenant: string } | undefined;
       if (row === undefined) throw this.staleError(ref);
       const first = row.event_seq - parsed.length + 1;
       const now = this.now();
@@ -428,7 +433,11 @@ export class SqliteStore extends KyselyStore implements Store {
   private fenced(ref: FencedRef): JobsTable {
     const row = this.stmt.jobById.get(ref.jobId) as JobsTable | undefined;
     if (row === undefined) throw new NotFoundError('job', ref.jobId);
-    if (row.lease_epoch !== ref.epoch || row.lease_holder === null || !isActive(row.stage as JobStage))
+    if (
+      row.lease_epoch !== ref.epoch ||
+      row.lease_holder === null ||
+      !isActive(row.stage as JobStage)
+    )
       throw this.staleError(ref, row);
     return row;
   }
@@ -436,7 +445,11 @@ export class SqliteStore extends KyselyStore implements Store {
   private staleError(ref: FencedRef, row?: JobsTable): FleetError {
     const current = row ?? (this.stmt.jobById.get(ref.jobId) as JobsTable | undefined);
     if (current === undefined) return new NotFoundError('job', ref.jobId);
-    return new StaleLeaseError(ref.jobId, ref.epoch, current.lease_holder === null ? null : current.lease_epoch);
+    return new StaleLeaseError(
+      ref.jobId,
+      ref.epoch,
+      current.lease_holder === null ? null : current.lease_epoch,
+    );
   }
 
   private tenantRow(tenant: string, id: string): JobsTable {
@@ -456,9 +469,7 @@ export class SqliteStore extends KyselyStore implements Store {
     });
     const report = end.report ?? {};
     const output =
-      end.error === null
-        ? report.output
-        : { ...(report.output ?? {}), error: end.error };
+      end.error === null ? report.output : { ...(report.output ?? {}), error: end.error };
     this.stmt.endRun.run(
       now,
       end.result,
@@ -479,7 +490,8 @@ export class SqliteStore extends KyselyStore implements Store {
       set.stage_reason = end.result;
     } else {
       set.finished_at = now;
-      set.stage_reason = action === 'cancel' ? (end.reason ?? 'cancelled') : action === 'fail' ? end.result : null;
+      set.stage_reason =
+        action === 'cancel' ? (end.reason ?? 'cancelled') : action === 'fail' ? end.result : null;
     }
     const updated = this.move(row, action, set, end.writerEpoch, { result: end.result });
     if (action === 'succeed') this.promoteDependents(updated);
@@ -520,7 +532,15 @@ export class SqliteStore extends KyselyStore implements Store {
   }
 
   private insertEvent(row: JobsTable, type: string, epoch: number | null, data: object): void {
-    this.stmt.insertEvent.run(row.id, row.event_seq, row.tenant, type, this.now(), epoch, JSON.stringify(data));
+    this.stmt.insertEvent.run(
+      row.id,
+      row.event_seq,
+      row.tenant,
+      type,
+      this.now(),
+      epoch,
+      JSON.stringify(data),
+    );
   }
 
   /** UPDATE jobs SET … (plus the event seq, rev and timestamp) RETURNING *. */
@@ -684,6 +704,8 @@ function prepareStatements(db: Database) {
     latestProfile: db.prepare(
       'SELECT * FROM profiles WHERE tenant = ? AND name = ? ORDER BY version DESC LIMIT 1',
     ),
-    profileVersion: db.prepare('SELECT * FROM profiles WHERE tenant = ? AND name = ? AND version = ?'),
+    profileVersion: db.prepare(
+      'SELECT * FROM profiles WHERE tenant = ? AND name = ? AND version = ?',
+    ),
   };
 }
