@@ -37,19 +37,25 @@ export function planBatch(
   specs: readonly JobSpec[],
   ids: readonly string[],
   existing: ReadonlyMap<string, ExistingDep>,
+  /** Where each spec stood in the caller's batch, for error paths; default: its index here. */
+  positions: readonly number[] = specs.map((_, i) => i),
 ): PlannedJob[] {
+  const at = (i: number) => positions[i] ?? i;
   const byKey = new Map<string, number>();
   const issues: { path: string; message: string }[] = [];
   specs.forEach((spec, i) => {
     if (spec.key === null) return;
     const first = byKey.get(spec.key);
     if (first !== undefined) {
-      issues.push({ path: `${i}.key`, message: `duplicate key "${spec.key}" (also job ${first})` });
+      issues.push({
+        path: `${at(i)}.key`,
+        message: `duplicate key "${spec.key}" (also job ${at(first)})`,
+      });
     } else byKey.set(spec.key, i);
   });
   if (issues.length > 0) throw new InvalidInputError('job batch', issues);
 
-  const ref = (i: number) => specs[i]?.key ?? `#${i}`;
+  const ref = (i: number) => specs[i]?.key ?? `#${at(i)}`;
   // Edges inside the batch, by index.
   const inner = specs.map((spec, i) =>
     spec.deps.flatMap((dep) => {

@@ -147,6 +147,21 @@ describeStores('enqueue and job records', (kind) => {
     expect(Object.values(counts).reduce((a, b) => a + b)).toBe(0);
   });
 
+  it('names positions in the batch as sent, even around idempotent hits', async () => {
+    const { store } = await kind.open();
+    await store.enqueue([{ tenant: 'acme', bodyMd: 'a', idempotencyKey: 'once' }]);
+    await expect(
+      store.enqueue([
+        { tenant: 'acme', bodyMd: 'a', idempotencyKey: 'once' },
+        { tenant: 'acme', bodyMd: 'b', key: 'dup' },
+        { tenant: 'acme', bodyMd: 'c', key: 'dup' },
+      ]),
+    ).rejects.toMatchObject({
+      code: 'invalid_input',
+      issues: [{ path: '2.key', message: 'duplicate key "dup" (also job 1)' }],
+    });
+  });
+
   it('scopes reads by tenant', async () => {
     const { store } = await kind.open();
     const [r] = await store.enqueue([{ tenant: 'acme', bodyMd: 'a' }]);

@@ -181,6 +181,7 @@ export class PostgresStore extends KyselyStore implements Store {
       freshSpecs,
       fresh.map(() => newId()),
       existing,
+      fresh,
     );
     if (plan.length === 0) return results as EnqueueResult[];
     const newRows = plan.map((p) => asJsonValues(newJobRow(freshSpecs[p.index]!, p, now)));

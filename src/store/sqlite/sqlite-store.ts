@@ -133,7 +133,7 @@ export class SqliteStore extends KyselyStore implements Store {
         if (row !== undefined) existing.set(ref, { id: row.id, stage: row.stage });
       }
       const ids = fresh.map(() => newId());
-      for (const planned of planBatch(freshSpecs, ids, existing)) {
+      for (const planned of planBatch(freshSpecs, ids, existing, fresh)) {
         const spec = freshSpecs[planned.index]!;
         const row = this.stmt.insertJob.get(newJobRow(spec, planned, now)) as JobsTable;
         for (const dep of planned.deps) this.stmt.insertDep.run(planned.id, dep);
