@@ -20,7 +20,6 @@ import {
   type RunResult,
   type Checkpoint,
   attemptOutcome,
-  coerceError,
   externalRefs,
   isActive,
   parseInput,
@@ -135,7 +134,8 @@ export class SqliteStore extends KyselyStore implements Store {
       const ids = fresh.map(() => newId());
       for (const planned of planBatch(freshSpecs, ids, existing, fresh)) {
         const spec = freshSpecs[planned.index]!;
-        const row = this.stmt.insertJob.get(newJobRow(spec, planned, now)) as JobsTable;
+        const row = newJobRow(spec, planned, now);
+        this.stmt.insertJob.run(row);
         for (const dep of planned.deps) this.stmt.insertDep.run(planned.id, dep);
         this.stmt.insertEvent.run(
           planned.id,
@@ -162,37 +162,79 @@ export class SqliteStore extends KyselyStore implements Store {
     const caps = JSON.stringify(request.capabilities);
     const run = this.raw.transaction((): Claimed[] => {
       const now = this.now();
-      // Over-fetch: jobs sharing a lock can take only one slot per batch.
-      const fetch = Math.min(limit * 4, 1000);
-      const candidates = (
-        request.tenants.length === 1
-          ? this.stmt.candidatesOne.all(request.tenants[0], now, caps, fetch)
-          : this.stmt.candidatesMany.all(JSON.stringify(request.tenants), now, caps, fetch)
-      ) as { id: string; tenant: string; lock: string | null }[];
       const claimed: Claimed[] = [];
-      for (const c of candidates) {
-        if (claimed.length >= limit) break;
-        if (c.lock !== null && this.stmt.acquireLock.run(c.tenant, c.lock, c.id, now).changes === 0)
-          continue;
-        const row = this.stmt.claimJob.get(request.factoryId, now + ttl, now, c.id) as JobsTable;
-        const run = this.stmt.insertRun.get(
-          newId(),
-          row.tenant,
-          row.id,
-          row.attempts,
-          request.factoryId,
-          row.engine,
-          this.profileSnapshot(row),
-          row.lease_epoch,
-          now,
-        ) as RunsTable;
-        this.stageEvent(row, 'queued', 'claim', row.lease_epoch, { factoryId: request.factoryId });
-        const job = toJob(row);
-        claimed.push({ job, run: toRun(run), lease: job.lease! });
+      // Fetch only as many candidates as are wanted. A candidate loses only when an earlier one
+      // of this batch took its lock; then the next query (which now sees that lock held) tops
+      // the batch up.
+      for (let more = true; more && claimed.length < limit; ) {
+        const want = limit - claimed.length;
+        const candidates = (
+          request.tenants.length === 1
+            ? this.stmt.candidatesOne.all(request.tenants[0], now, caps, want)
+            : this.stmt.candidatesMany.all(JSON.stringify(request.tenants), now, caps, want)
+        ) as JobsTable[];
+        more = false;
+        for (const c of candidates) {
+          if (c.lock !== null && this.stmt.acquireLock.run(c.tenant, c.lock, c.id, now).changes === 0) {
+            more = true;
+            continue;
+          }
+          claimed.push(this.claimRow(c, request.factoryId, now, ttl));
+        }
       }
       return claimed;
     });
     return run.immediate();
+  }
+
+  private claimRow(row: JobsTable, factoryId: string, now: number, ttl: number): Claimed {
+    // No RETURNING: inside the write transaction the new row is known, and SQLite's RETURNING
+    // of a wide row cost five times the update itself.
+    this.stmt.claimJob.run(factoryId, now + ttl, now, row.id);
+    const claimed: JobsTable = {
+      ...row,
+      stage: 'claimed',
+      stage_reason: null,
+      lease_epoch: row.lease_epoch + 1,
+      lease_holder: factoryId,
+      lease_expires_at: now + ttl,
+      lease_renewals: 0,
+      attempts: row.attempts + 1,
+      event_seq: row.event_seq + 1,
+      rev: row.rev + 1,
+      updated_at: now,
+    };
+    const run: RunsTable = {
+      id: newId(),
+      tenant: row.tenant,
+      job_id: row.id,
+      attempt: claimed.attempts,
+      factory_id: factoryId,
+      engine: row.engine,
+      profile_snapshot: this.profileSnapshot(row),
+      lease_epoch: claimed.lease_epoch,
+      started_at: now,
+      ended_at: null,
+      exit: null,
+      verify_result: null,
+      result: null,
+      output: null,
+      insights: '{}',
+    };
+    this.stmt.insertRun.run(
+      run.id,
+      run.tenant,
+      run.job_id,
+      run.attempt,
+      run.factory_id,
+      run.engine,
+      run.profile_snapshot,
+      run.lease_epoch,
+      run.started_at,
+    );
+    this.stageEvent(claimed, 'queued', 'claim', claimed.lease_epoch, { factoryId });
+    const job = toJob(claimed);
+    return { job, run: toRun(run), lease: job.lease! };
   }
 
   private profileSnapshot(row: JobsTable): string | null {
@@ -245,7 +287,7 @@ export class SqliteStore extends KyselyStore implements Store {
   async saveCheckpoint(ref: FencedRef, checkpoint: Checkpoint): Promise<Job> {
     const run = this.raw.transaction((): Job => {
       const row = this.fenced(ref);
-      const updated = this.update(row.id, { checkpoint: JSON.stringify(checkpoint) });
+      const updated = this.update(row, { checkpoint: JSON.stringify(checkpoint) });
       this.insertEvent(updated, 'checkpoint', ref.epoch, { ...checkpoint });
       return toJob(updated);
     });
@@ -267,15 +309,13 @@ export class SqliteStore extends KyselyStore implements Store {
   }
 
   async completeMany(inputs: CompleteInput[]): Promise<Outcome<Job>[]> {
-    return this.batch(inputs, (input) =>
-      this.endAttempt(this.fenced(input), {
-        result: 'success',
-        error: null,
-        retryable: false,
-        report: input,
-        writerEpoch: input.epoch,
-      }),
-    );
+    return this.endBatch(inputs, (input) => ({
+      result: 'success',
+      error: null,
+      retryable: false,
+      report: input,
+      writerEpoch: input.epoch,
+    }));
   }
 
   async fail(input: FailInput): Promise<Job> {
@@ -283,30 +323,31 @@ export class SqliteStore extends KyselyStore implements Store {
   }
 
   async failMany(inputs: FailInput[]): Promise<Outcome<Job>[]> {
-    return this.batch(inputs, (input) =>
-      this.endAttempt(this.fenced(input), {
-        result: input.result,
-        error: input.error,
-        retryable: input.retryable ?? true,
-        report: input,
-        writerEpoch: input.epoch,
-      }),
-    );
+    return this.endBatch(inputs, (input) => ({
+      result: input.result,
+      error: input.error,
+      retryable: input.retryable ?? true,
+      report: input,
+      writerEpoch: input.epoch,
+    }));
   }
 
-  /** Runs `fn` for each item in one transaction; an item's error is its outcome alone. */
-  private batch<T>(items: T[], fn: (item: T) => JobsTable): Promise<Outcome<Job>[]> {
+  /**
+   * Ends the attempts of a batch in one transaction. The fence is checked first, so a stale
+   * item is its own outcome; past the check nothing domain-level can fail, and anything that
+   * does throw is a bug that rolls the whole batch back.
+   */
+  private endBatch<T extends FencedRef>(
+    items: T[],
+    toEnd: (item: T) => AttemptEnd,
+  ): Promise<Outcome<Job>[]> {
     const run = this.raw.transaction((): Outcome<Job>[] =>
       items.map((item) => {
-        const savepoint = this.raw.transaction(() => fn(item));
-        try {
-          return { ok: true, value: toJob(savepoint()) };
-        } catch (err) {
-          const error = coerceError(err);
-          // Only domain errors (stale lease, unknown job) are per-item; anything else aborts.
-          if (!(error instanceof FleetError)) throw error;
-          return { ok: false, error };
-        }
+        const row = this.stmt.jobById.get(item.jobId) as JobsTable | undefined;
+        if (row === undefined) return { ok: false, error: new NotFoundError('job', item.jobId) };
+        if (!holdsLease(row, item.epoch))
+          return { ok: false, error: this.staleError(item, row) };
+        return { ok: true, value: toJob(this.endAttempt(row, toEnd(item))) };
       }),
     );
     return Promise.resolve(run.immediate());
@@ -508,7 +549,7 @@ export class SqliteStore extends KyselyStore implements Store {
     extra: Record<string, unknown> = {},
   ): JobsTable {
     const to = transition(row.stage as JobStage, action, row.id);
-    const updated = this.update(row.id, { ...set, stage: to });
+    const updated = this.update(row, { ...set, stage: to });
     this.stageEvent(updated, row.stage, action, epoch, extra);
     return updated;
   }
@@ -543,20 +584,31 @@ export class SqliteStore extends KyselyStore implements Store {
     );
   }
 
-  /** UPDATE jobs SET … (plus the event seq, rev and timestamp) RETURNING *. */
-  private update(id: string, set: Partial<JobsTable>): JobsTable {
+  /**
+   * Writes `set` (plus the next event seq, rev and timestamp) to a row read in this
+   * transaction and returns the row as it now is, computed here rather than with RETURNING.
+   */
+  private update(row: JobsTable, set: Partial<JobsTable>): JobsTable {
     const cols = Object.keys(set) as (keyof JobsTable)[];
     const key = cols.join(',');
     let stmt = this.updateCache.get(key);
     if (stmt === undefined) {
       for (const c of cols) if (!JOB_COLUMNS.includes(c)) throw new Error(`unknown column ${c}`);
       stmt = this.raw.prepare(
-        `UPDATE jobs SET ${cols.map((c) => `${c} = ?`).join(', ')}${cols.length > 0 ? ', ' : ''}` +
-          'event_seq = event_seq + 1, rev = rev + 1, updated_at = ? WHERE id = ? RETURNING *',
+        `UPDATE jobs SET ${cols.map((c) => `${c} = ?, `).join('')}` +
+          'event_seq = ?, rev = ?, updated_at = ? WHERE id = ?',
       );
       this.updateCache.set(key, stmt);
     }
-    return stmt.get(...cols.map((c) => set[c]), this.now(), id) as JobsTable;
+    const next: JobsTable = {
+      ...row,
+      ...set,
+      event_seq: row.event_seq + 1,
+      rev: row.rev + 1,
+      updated_at: this.now(),
+    };
+    stmt.run(...cols.map((c) => next[c]), next.event_seq, next.rev, next.updated_at, row.id);
+    return next;
   }
 
   private readyToQueue(row: JobsTable): boolean {
@@ -565,6 +617,8 @@ export class SqliteStore extends KyselyStore implements Store {
   }
 
   private promoteDependents(row: JobsTable): void {
+    // Most jobs have no dependents: the covering-index probe is far cheaper than the join.
+    if (this.stmt.hasDependents.get(row.id) === undefined) return;
     for (const dep of this.stmt.dependents.all(row.id, 'blocked') as JobsTable[]) {
       if (this.readyToQueue(dep)) this.move(dep, 'unblock', {});
     }
@@ -576,6 +630,7 @@ export class SqliteStore extends KyselyStore implements Store {
     const todo = [row];
     while (todo.length > 0) {
       const failed = todo.pop()!;
+      if (this.stmt.hasDependents.get(failed.id) === undefined) continue;
       for (const dep of this.stmt.waitingDependents.all(failed.id) as JobsTable[]) {
         todo.push(
           this.move(dep, 'dep_failed', {
@@ -593,6 +648,7 @@ export class SqliteStore extends KyselyStore implements Store {
     const todo = [row];
     while (todo.length > 0) {
       const reopened = todo.pop()!;
+      if (this.stmt.hasDependents.get(reopened.id) === undefined) continue;
       for (const dep of this.stmt.depFailedDependents.all(reopened.id) as JobsTable[]) {
         todo.push(
           this.move(dep, 'reopen', {
@@ -605,6 +661,10 @@ export class SqliteStore extends KyselyStore implements Store {
       }
     }
   }
+}
+
+function holdsLease(row: JobsTable, epoch: number): boolean {
+  return row.lease_epoch === epoch && row.lease_holder !== null && isActive(row.stage as JobStage);
 }
 
 function unwrap<T>(outcome: Outcome<T>): T {
@@ -628,12 +688,12 @@ function singleTenant(specs: JobSpec[]): string {
 
 function prepareStatements(db: Database) {
   const candidates = (tenantFilter: string) => /* sql */ `
-    SELECT j.id, j.tenant, j.lock FROM jobs j
+    SELECT j.* FROM jobs j
     WHERE ${tenantFilter} AND j.stage = 'queued' AND j.kind = 'leaf' AND j.run_at <= ?
       AND (j.lock IS NULL OR NOT EXISTS
             (SELECT 1 FROM locks l WHERE l.tenant = j.tenant AND l.name = j.lock))
-      AND NOT EXISTS (SELECT 1 FROM json_each(j.capabilities) c
-                      WHERE c.value NOT IN (SELECT value FROM json_each(?)))
+      AND (j.capabilities = '[]' OR NOT EXISTS (SELECT 1 FROM json_each(j.capabilities) c
+                      WHERE c.value NOT IN (SELECT value FROM json_each(?))))
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT ?`;
   return {
@@ -644,7 +704,7 @@ function prepareStatements(db: Database) {
       'SELECT id, stage FROM jobs WHERE tenant = ? AND (id = ? OR key = ?) ORDER BY id = ? DESC, created_at DESC, id DESC LIMIT 1',
     ),
     insertJob: db.prepare(
-      `INSERT INTO jobs (${JOB_COLUMNS.join(', ')}) VALUES (${JOB_COLUMNS.map((c) => '@' + c).join(', ')}) RETURNING *`,
+      `INSERT INTO jobs (${JOB_COLUMNS.join(', ')}) VALUES (${JOB_COLUMNS.map((c) => '@' + c).join(', ')})`,
     ),
     insertDep: db.prepare('INSERT OR IGNORE INTO job_deps (job_id, dep_id) VALUES (?, ?)'),
     insertEvent: db.prepare(
@@ -664,11 +724,11 @@ function prepareStatements(db: Database) {
       `UPDATE jobs SET stage = 'claimed', stage_reason = NULL, lease_epoch = lease_epoch + 1,
          lease_holder = ?, lease_expires_at = ?, lease_renewals = 0, attempts = attempts + 1,
          event_seq = event_seq + 1, rev = rev + 1, updated_at = ?
-       WHERE id = ? AND stage = 'queued' RETURNING *`,
+       WHERE id = ? AND stage = 'queued'`,
     ),
     insertRun: db.prepare(
       `INSERT INTO runs (id, tenant, job_id, attempt, factory_id, engine, profile_snapshot, lease_epoch, started_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     endRun: db.prepare(
       `UPDATE runs SET ended_at = ?, result = ?, exit = coalesce(?, exit),
@@ -691,6 +751,7 @@ function prepareStatements(db: Database) {
       `SELECT k.id, k.key, k.stage FROM job_deps d JOIN jobs k ON k.id = d.dep_id
        WHERE d.job_id = ? AND k.stage IN ('failed', 'cancelled') LIMIT 1`,
     ),
+    hasDependents: db.prepare('SELECT 1 FROM job_deps WHERE dep_id = ? LIMIT 1'),
     dependents: db.prepare(
       'SELECT j.* FROM job_deps d JOIN jobs j ON j.id = d.job_id WHERE d.dep_id = ? AND j.stage = ?',
     ),
