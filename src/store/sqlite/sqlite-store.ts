@@ -1,11 +1,11 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { z } from 'zod';
+import type { FleetError } from '../../core/index.js';
 import {
   type BackoffPolicy,
   DEFAULT_BACKOFF,
   EventInput,
-  FleetError,
   StaleLeaseError,
   type ExistingDep,
   IllegalTransitionError,
@@ -166,7 +166,7 @@ export class SqliteStore extends KyselyStore implements Store {
       // Fetch only as many candidates as are wanted. A candidate loses only when an earlier one
       // of this batch took its lock; then the next query (which now sees that lock held) tops
       // the batch up.
-      for (let more = true; more && claimed.length < limit; ) {
+      for (let more = true; more && claimed.length < limit;) {
         const want = limit - claimed.length;
         const candidates = (
           request.tenants.length === 1
@@ -175,7 +175,10 @@ export class SqliteStore extends KyselyStore implements Store {
         ) as JobsTable[];
         more = false;
         for (const c of candidates) {
-          if (c.lock !== null && this.stmt.acquireLock.run(c.tenant, c.lock, c.id, now).changes === 0) {
+          if (
+            c.lock !== null &&
+            this.stmt.acquireLock.run(c.tenant, c.lock, c.id, now).changes === 0
+          ) {
             more = true;
             continue;
           }
@@ -345,8 +348,7 @@ export class SqliteStore extends KyselyStore implements Store {
       items.map((item) => {
         const row = this.stmt.jobById.get(item.jobId) as JobsTable | undefined;
         if (row === undefined) return { ok: false, error: new NotFoundError('job', item.jobId) };
-        if (!holdsLease(row, item.epoch))
-          return { ok: false, error: this.staleError(item, row) };
+        if (!holdsLease(row, item.epoch)) return { ok: false, error: this.staleError(item, row) };
         return { ok: true, value: toJob(this.endAttempt(row, toEnd(item))) };
       }),
     );
