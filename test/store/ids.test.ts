@@ -6,7 +6,9 @@ const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f
 it('makes RFC 9562 version-7 ids carrying the millisecond', () => {
   const id = newId(Date.UTC(2026, 10, 21));
   expect(id).toMatch(UUID_V7);
-  expect(parseInt(id.replace(/-/g, '').slice(0, 12), 16)).toBeGreaterThanOrEqual(Date.UTC(2026, 10, 21));
+  expect(parseInt(id.replace(/-/g, '').slice(0, 12), 16)).toBeGreaterThanOrEqual(
+    Date.UTC(2026, 10, 21),
+  );
 });
 
 it('stays strictly increasing within a millisecond, past the counter, and if the clock steps back', () => {
