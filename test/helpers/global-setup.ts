@@ -5,6 +5,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** URL of the PostgreSQL server the PostgreSQL suite runs against, or null to skip it. */
     pgUrl: string | null;
+    /** Names this run's PostgreSQL schemas, so teardown drops only its own. */
+    runId: string;
   }
 }
 
@@ -24,9 +26,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
       `PostgreSQL suite skipped: ${url} is unreachable (${reason}). Start PostgreSQL or set FLEET_TEST_PG_URL to run it.`,
     );
   }
+  const runId = `${process.pid.toString(36)}${Date.now().toString(36)}`;
   project.provide('pgUrl', reason === null ? url : null);
+  project.provide('runId', runId);
   return async () => {
-    if (reason === null) await dropTestSchemas(url);
+    if (reason === null) await dropTestSchemas(url, runId);
   };
 }
 
@@ -43,13 +47,17 @@ async function probe(url: string): Promise<string | null> {
   }
 }
 
-/** Schemas a crashed test left behind (each test drops its own when it finishes). */
-async function dropTestSchemas(url: string): Promise<void> {
+/**
+ * Schemas a crashed test of this run left behind (each test drops its own when it finishes).
+ * Only this run's: another vitest run on the same server may be using its schemas right now.
+ */
+async function dropTestSchemas(url: string, runId: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     const { rows } = await client.query<{ nspname: string }>(
-      `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'fleet_test_%'`,
+      `SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)`,
+      [`fleet_test_${runId}_`],
     );
     for (const { nspname } of rows) await client.query(`DROP SCHEMA "${nspname}" CASCADE`);
   } finally {

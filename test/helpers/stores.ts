@@ -30,7 +30,9 @@ export interface StoreKind {
 }
 
 let counter = 0;
-const unique = () => `${process.pid}_${Date.now().toString(36)}_${counter++}`;
+const runId = inject('runId');
+/** `fleet_test_<run>_<worker>_<n>`: the run's teardown drops exactly its own schemas. */
+export const testSchemaName = () => `fleet_test_${runId}_${process.pid}_${counter++}`;
 
 function baseOptions(clock: TestClock, dir: string, options: Partial<StoreOptions>): StoreOptions {
   return { blobDir: join(dir, 'blobs'), clock: clock.now, random: () => 0.5, ...options };
@@ -70,7 +72,7 @@ const postgres: StoreKind = {
     const url = pgUrl!;
     const dir = mkdtempSync(join(tmpdir(), 'fleet-test-'));
     const clock = new TestClock();
-    const schema = `fleet_test_${unique()}`;
+    const schema = testSchemaName();
     const handles: Store[] = [];
     const reopen = async (more: Partial<StoreOptions> = {}) => {
       const s = await openPostgresStore({

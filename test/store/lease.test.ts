@@ -42,6 +42,15 @@ describeStores('leases and fencing', (kind) => {
     expect((await store.getJob('acme', a.job.id))!.lease!.renewals).toBe(2);
   });
 
+  it('renews a lease named twice in one batch once', async () => {
+    const { store } = await kind.open();
+    const a = await claimed(store);
+    const ref = { jobId: a.job.id, epoch: 1 };
+    const outcomes = await store.renewMany([ref, ref]);
+    expect(outcomes.map((o) => o.ok && o.value.renewals)).toEqual([1, 1]);
+    expect((await store.getJob('acme', a.job.id))!.lease!.renewals).toBe(1);
+  });
+
   it('walks claimed → running → verifying and refuses skipped steps', async () => {
     const { store } = await kind.open();
     const c = await claimed(store);

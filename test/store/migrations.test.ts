@@ -10,7 +10,7 @@ import { openPostgresStore } from '../../src/store/postgres/open.js';
 import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/migrations/index.js';
 import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations/index.js';
 import { openSqliteStore } from '../../src/store/sqlite/open.js';
-import { dropSchema, pgUrl } from '../helpers/stores.js';
+import { dropSchema, pgUrl, testSchemaName } from '../helpers/stores.js';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
@@ -56,7 +56,7 @@ describe('migrations [sqlite]', () => {
 
 describe.skipIf(pgUrl === null)('migrations [postgres]', () => {
   it('migrate once when several replicas start together', async () => {
-    const schema = `fleet_test_mig_${process.pid}_${Date.now().toString(36)}`;
+    const schema = testSchemaName();
     const dir = mkdtempSync(join(tmpdir(), 'fleet-mig-'));
     try {
       const stores = await Promise.all(

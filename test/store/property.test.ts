@@ -1,13 +1,18 @@
 /**
  * Model-based property test of the queue verbs. fast-check generates random interleavings of
- * enqueue / claim / renew / start / verify / complete / fail / reap / cancel and clock moves;
- * each sequence runs against a fresh real store and against a small reference model, and after
- * every step the store must agree with the model and keep the queue's invariants.
+ * enqueue (with locks, priorities, attempts and dependencies) / claim / renew / start / verify /
+ * complete / fail (single and batched) / reap / cancel and clock moves; each sequence runs
+ * against a fresh real store and a small reference model. After every step the store must agree
+ * with the model: each job's stage, reason, epoch, attempts, runAt, lease and last error, and
+ * its runs one by one. On top of that it checks the invariants directly: a terminal job's row
+ * never changes again, at most one job per lock is being worked on, a fenced call succeeds iff
+ * the model holds its lease live, runs have increasing epochs with at most one open and one per
+ * attempt; at the end, each job's events hold exactly one terminal stage change.
  *
  * The model is exact for everything the port specifies. The one place it is deliberately loose
- * is which jobs a claim picks when more are eligible than the limit: the adapters look at a
- * bounded window of candidates (an implementation detail), so there the model checks that the
- * choice is valid and respects claim order, then adopts whatever the store picked.
+ * is which jobs a claim picks when more are eligible than the limit and locks compete: an
+ * adapter may look at a bounded window of candidates (PostgreSQL looks at `limit` of them), so
+ * there the test checks that the choice is valid and respects claim order, then adopts it.
  */
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
@@ -62,16 +67,17 @@ type Cmd =
   | { t: 'fail'; pick: number; result: FailResult; retryable: boolean | undefined }
   | { t: 'failMany'; picks: number[]; retryable: boolean | undefined }
   | { t: 'reap' }
-  | { t: 'cancel'; pick: number }
-  | { t: 'advance'; ms: number };
+  | { t: 'cancel'; pick: number; viaLease: boolean }
+  | { t: 'advance'; ms: number; thenReap: boolean };
 
-const pick = fc.nat({ max: 1_000 });
+/** Mostly small, so lease picks favour recent (often live) leases; any index is possible. */
+const pick = fc.oneof(fc.nat({ max: 2 }), fc.nat({ max: 1_000 }));
 const picks = fc.array(pick, { minLength: 1, maxLength: 3 });
 
 const specArb: fc.Arbitrary<SpecGen> = fc.record({
   lock: fc.constantFrom<string | null>('A', 'B', null, null),
   priority: fc.constantFrom(-1, 0, 0, 1),
-  maxAttempts: fc.constantFrom<number | undefined>(undefined, 1, 2, 3),
+  maxAttempts: fc.constantFrom<number | undefined>(undefined, undefined, 1, 2, 3),
   deps: fc.oneof(
     { weight: 3, arbitrary: fc.constant<DepGen[]>([]) },
     {
@@ -83,14 +89,14 @@ const specArb: fc.Arbitrary<SpecGen> = fc.record({
 
 const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   {
-    weight: 4,
+    weight: 3,
     arbitrary: fc.record({
       t: fc.constant('enqueue' as const),
-      specs: fc.array(specArb, { minLength: 1, maxLength: 3 }),
+      specs: fc.array(specArb, { minLength: 1, maxLength: 3, size: 'xsmall' }),
     }),
   },
   {
-    weight: 4,
+    weight: 6,
     arbitrary: fc.record({
       t: fc.constant('claim' as const),
       factory: fc.constantFrom('f1', 'f2'),
@@ -109,15 +115,15 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('renewMany' as const), picks }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('start' as const), pick }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('verify' as const), pick }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('complete' as const), pick }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('complete' as const), pick }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('completeMany' as const), picks }) },
   {
-    weight: 3,
+    weight: 4,
     arbitrary: fc.record({
       t: fc.constant('fail' as const),
       pick,
       result: fc.constantFrom<FailResult>('agent_failed', 'gate_failed', 'timeout', 'crashed'),
-      retryable: fc.constantFrom<boolean | undefined>(undefined, true, false),
+      retryable: fc.constantFrom<boolean | undefined>(undefined, true, true, false),
     }),
   },
   {
@@ -129,12 +135,18 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('reap' as const) }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('cancel' as const), pick }) },
   {
-    weight: 3,
+    weight: 2,
+    arbitrary: fc.record({ t: fc.constant('cancel' as const), pick, viaLease: fc.boolean() }),
+  },
+  {
+    weight: 5,
     arbitrary: fc.record({
       t: fc.constant('advance' as const),
-      ms: fc.constantFrom(0, 500, 5_000, 10_000, 11_000, 60_000),
+      // 750 and 1_500 are the first two retry delays; a lease of 10_000 expires after 10_001.
+      ms: fc.constantFrom(0, 500, 750, 1_500, 5_000, 10_000, 10_001, 30_001, 60_000),
+      // A reaper ticking right after the clock moved.
+      thenReap: fc.boolean(),
     }),
   },
 );
@@ -338,9 +350,10 @@ function expectOutcomeError<T>(outcome: Outcome<T>, code: string): void {
   if (!outcome.ok) expect((outcome.error as FleetError).code).toBe(code);
 }
 
+/** Counting back from the newest lease handed out. */
 function leaseOf(m: Model, pickN: number): FencedRef | null {
   if (m.leases.length === 0) return null;
-  return m.leases[pickN % m.leases.length]!;
+  return m.leases[m.leases.length - 1 - (pickN % m.leases.length)]!;
 }
 
 function expectLease(lease: Lease, j: MJob): void {
@@ -489,6 +502,18 @@ async function claim(store: Store, m: Model, cmd: Extract<Cmd, { t: 'claim' }>):
   }
 }
 
+/** Every lease that expired before now is lost: requeued with backoff, or failed when spent. */
+async function reap(store: Store, m: Model): Promise<void> {
+  const expected: ReapedJob[] = m.reapable().map((j) => {
+    const epoch = j.leaseEpoch;
+    m.endAttempt(j, 'lease_lost', `lease of factory ${j.holder} expired`, true);
+    return { jobId: j.id, tenant: TENANT, epoch, stage: j.stage as ReapedJob['stage'] };
+  });
+  const reaped = await store.reapExpired();
+  const byId = (a: ReapedJob, b: ReapedJob) => (a.jobId < b.jobId ? -1 : 1);
+  expect([...reaped].sort(byId)).toEqual(expected.sort(byId));
+}
+
 async function step(store: Store, clock: TestClock, m: Model, cmd: Cmd): Promise<void> {
   switch (cmd.t) {
     case 'enqueue':
@@ -497,6 +522,7 @@ async function step(store: Store, clock: TestClock, m: Model, cmd: Cmd): Promise
       return claim(store, m, cmd);
     case 'advance':
       clock.advance(cmd.ms);
+      if (cmd.thenReap) await reap(store, m);
       return;
     case 'renew': {
       const ref = leaseOf(m, cmd.pick);
@@ -512,7 +538,7 @@ async function step(store: Store, clock: TestClock, m: Model, cmd: Cmd): Promise
     case 'renewMany': {
       if (m.leases.length === 0) return;
       // Distinct refs: renewing one lease twice in a batch is not what this test is about.
-      const refs = [...new Set(cmd.picks.map((p) => p % m.leases.length))].map((i) => m.leases[i]!);
+      const refs = [...new Set(cmd.picks.map((p) => leaseOf(m, p)!))];
       const outcomes = await store.renewMany(refs);
       expect(outcomes).toHaveLength(refs.length);
       refs.forEach((ref, i) => {
@@ -567,7 +593,7 @@ async function step(store: Store, clock: TestClock, m: Model, cmd: Cmd): Promise
     case 'failMany': {
       if (m.leases.length === 0) return;
       // Duplicates allowed: the second write with one lease finds it already ended.
-      const refs = cmd.picks.map((p) => m.leases[p % m.leases.length]!);
+      const refs = cmd.picks.map((p) => leaseOf(m, p)!);
       const outcomes =
         cmd.t === 'completeMany'
           ? await store.completeMany(refs)
@@ -591,21 +617,13 @@ async function step(store: Store, clock: TestClock, m: Model, cmd: Cmd): Promise
       });
       return;
     }
-    case 'reap': {
-      const due = m.reapable();
-      const expected: ReapedJob[] = due.map((j) => {
-        const epoch = j.leaseEpoch;
-        m.endAttempt(j, 'lease_lost', `lease of factory ${j.holder} expired`, true);
-        return { jobId: j.id, tenant: TENANT, epoch, stage: j.stage as ReapedJob['stage'] };
-      });
-      const reaped = await store.reapExpired();
-      const byId = (a: ReapedJob, b: ReapedJob) => (a.jobId < b.jobId ? -1 : 1);
-      expect([...reaped].sort(byId)).toEqual(expected.sort(byId));
-      return;
-    }
+    case 'reap':
+      return reap(store, m);
     case 'cancel': {
+      // Either the job of a lease handed out (likely being worked on), or any job.
+      const ref = cmd.viaLease ? leaseOf(m, cmd.pick) : null;
       if (m.jobs.length === 0) return;
-      const j = m.jobs[cmd.pick % m.jobs.length]!;
+      const j = ref === null ? m.jobs[cmd.pick % m.jobs.length]! : m.job(ref.jobId);
       const call = store.cancel(TENANT, j.id);
       if (!m.cancel(j)) return expectCode(call, 'illegal_transition');
       expect((await call).stage).toBe('cancelled');
@@ -735,18 +753,127 @@ async function runCommands(store: Store, clock: TestClock, cmds: Cmd[]): Promise
   await checkEvents(store, m);
 }
 
+// --- Hand-written sequences, run first: the rare interleavings random ones seldom reach --------
+
+const spec = (lock: string | null, more: Partial<SpecGen> = {}): SpecGen => ({
+  lock,
+  priority: 0,
+  maxAttempts: undefined,
+  deps: [],
+  ...more,
+});
+const claimCmd = (factory = 'f1', limit = 1): Cmd => ({ t: 'claim', factory, limit, ttl: 10_000 });
+const advance = (ms: number, thenReap = false): Cmd => ({ t: 'advance', ms, thenReap });
+
+/** Every fenced verb with a stale epoch while a newer lease of the same job is live. */
+const staleWhileReclaimed: Cmd[] = [
+  { t: 'enqueue', specs: [spec('A')] },
+  claimCmd('f1'),
+  { t: 'fail', pick: 0, result: 'agent_failed', retryable: true },
+  advance(749),
+  claimCmd('f2'), // not due yet: the first retry waits 750 ms
+  advance(1),
+  claimCmd('f2'), // epoch 2; the lease picked by 1 (one back from the newest) is epoch 1
+  { t: 'renew', pick: 1, ttl: undefined },
+  { t: 'start', pick: 1 },
+  { t: 'verify', pick: 1 },
+  { t: 'complete', pick: 1 },
+  { t: 'fail', pick: 1, result: 'timeout', retryable: true },
+  { t: 'renewMany', picks: [0, 1] },
+  { t: 'completeMany', picks: [1] },
+  { t: 'failMany', picks: [1, 1], retryable: undefined },
+  { t: 'start', pick: 0 },
+  { t: 'enqueue', specs: [spec('A')] },
+  claimCmd('f1', 4), // lock A is held
+  { t: 'cancel', pick: 0, viaLease: true }, // cancels the running job, freeing lock A
+  claimCmd('f1', 4), // j1
+  advance(10_000, true), // j1's lease expires exactly now: not reaped, still renewable
+  { t: 'renew', pick: 0, ttl: 5_000 },
+  advance(5_001), // expired, but no reaper has run: the lease still fences
+  { t: 'start', pick: 0 },
+  { t: 'verify', pick: 0 },
+  { t: 'enqueue', specs: [spec(null)] },
+  claimCmd('f2'), // j2
+  advance(30_001),
+  { t: 'complete', pick: 0 }, // j2, on an expired lease no reaper has taken yet
+  { t: 'reap' }, // j1: lease_lost, back to the queue
+  { t: 'fail', pick: 1, result: 'gate_failed', retryable: false },
+  { t: 'cancel', pick: 1, viaLease: true }, // j1, queued
+];
+
+/** Dependencies: in-batch chains by key, stored ones by id, promotion and transitive failure. */
+const dependencies: Cmd[] = [
+  // j0; j1 waits on j0; j2 (lock B) waits on j1.
+  {
+    t: 'enqueue',
+    specs: [
+      spec(null, { maxAttempts: 1 }),
+      spec(null, { deps: [{ pick: 0, byKey: true }] }),
+      spec('B', { deps: [{ pick: 1, byKey: true }] }),
+    ],
+  },
+  { t: 'enqueue', specs: [spec(null, { deps: [{ pick: 0, byKey: false }] })] }, // j3 on j0, by id
+  { t: 'enqueue', specs: [spec('B'), spec(null, { deps: [{ pick: 2, byKey: true }] })] }, // j4; j5 on j2
+  claimCmd('f1', 4), // j0 and j4
+  { t: 'complete', pick: 1 }, // j0 succeeds: j1 and j3 are queued
+  claimCmd('f2', 4), // j1 and j3
+  { t: 'fail', pick: 1, result: 'crashed', retryable: false }, // j1 fails: j2, then j5, dep_failed
+  {
+    t: 'enqueue',
+    specs: [
+      spec(null, { deps: [{ pick: 1, byKey: true }] }), // j6 on failed j1: starts failed
+      spec(null, { deps: [{ pick: 0, byKey: false }] }), // j7 on succeeded j0: starts queued
+      spec(null, { deps: [{ pick: 3, byKey: true }] }), // j8 on claimed j3: starts blocked
+    ],
+  },
+  { t: 'cancel', pick: 8, viaLease: false }, // j8, blocked
+  { t: 'enqueue', specs: [spec(null, { deps: [{ pick: 8, byKey: true }] })] }, // j9 on cancelled j8
+  { t: 'complete', pick: 0 }, // j3
+  claimCmd('f1', 4), // j7
+  { t: 'completeMany', picks: [0, 1, 3] }, // j7 live, j3 stale, j4 live
+];
+
+/** Claim order: priority, then runAt (a retried job waits behind newer, earlier-due ones), id. */
+const claimOrderCmds: Cmd[] = [
+  { t: 'enqueue', specs: [spec(null), spec(null)] },
+  claimCmd('f1'), // j0
+  { t: 'fail', pick: 0, result: 'agent_failed', retryable: undefined }, // due again at +750
+  advance(500),
+  { t: 'enqueue', specs: [spec(null)] }, // j2, due at +500
+  advance(750),
+  claimCmd('f1'), // j1
+  claimCmd('f1'), // j2: an earlier runAt beats j0's smaller id
+  claimCmd('f1'), // j0
+  {
+    t: 'enqueue',
+    specs: [spec(null, { priority: -1 }), spec('A', { priority: 1 }), spec('A', { priority: 1 })],
+  },
+  { t: 'enqueue', specs: [spec('B'), spec(null, { priority: 1 }), spec('B', { priority: 1 })] },
+  claimCmd('f2', 2),
+  claimCmd('f2', 4),
+  claimCmd('f2', 4),
+];
+
 describeStores('queue model', (kind) => {
   it('agrees with the reference model under random interleavings', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(cmdArb, { maxLength: 40 }), async (cmds) => {
-        const { store, clock } = await kind.open();
-        try {
-          await runCommands(store, clock, cmds);
-        } finally {
-          await store.close();
-        }
-      }),
-      { numRuns: kind.name === 'sqlite' ? 60 : 25 },
+      fc.asyncProperty(
+        fc.array(cmdArb, { minLength: 10, maxLength: 40, size: 'max' }),
+        async (cmds) => {
+          const { store, clock } = await kind.open();
+          try {
+            await runCommands(store, clock, cmds);
+          } finally {
+            await store.close();
+          }
+        },
+      ),
+      {
+        numRuns: kind.name === 'sqlite' ? 100 : 40,
+        // A failure is reported (shrunk as far as time allowed) before the test's own timeout.
+        plugins: [fc.interruptAfterTimeLimit(90_000)],
+        examples: [[staleWhileReclaimed], [dependencies], [claimOrderCmds]],
+      },
     );
   }, 120_000);
 });

@@ -270,10 +270,20 @@ export class SqliteStore extends KyselyStore implements Store {
     const ttl = ttlMs ?? this.leaseTtlMs;
     const run = this.raw.transaction((): Outcome<Lease>[] => {
       const expiresAt = this.now() + ttl;
+      // A lease named twice in one heartbeat is renewed once (as on PostgreSQL).
+      const seen = new Map<string, Outcome<Lease>>();
       return refs.map((ref) => {
-        const row = this.stmt.renew.get(expiresAt, ref.jobId, ref.epoch) as JobsTable | undefined;
-        if (row === undefined) return { ok: false, error: this.staleError(ref) };
-        return { ok: true, value: toJob(row).lease! };
+        const key = `${ref.jobId}@${ref.epoch}`;
+        let outcome = seen.get(key);
+        if (outcome === undefined) {
+          const row = this.stmt.renew.get(expiresAt, ref.jobId, ref.epoch) as JobsTable | undefined;
+          outcome =
+            row === undefined
+              ? { ok: false, error: this.staleError(ref) }
+              : { ok: true, value: toJob(row).lease! };
+          seen.set(key, outcome);
+        }
+        return outcome;
       });
     });
     return run.immediate();
