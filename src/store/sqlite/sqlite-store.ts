@@ -533,7 +533,7 @@ export class SqliteStore extends KyselyStore implements Store {
       row.id,
       row.lease_epoch,
     );
-    this.stmt.releaseLock.run(row.id);
+    if (row.lock !== null) this.stmt.releaseLock.run(row.id);
     const set: Partial<JobsTable> = { lease_holder: null, lease_expires_at: null };
     if (report.checkpoint !== undefined)
       set.checkpoint = report.checkpoint === null ? null : JSON.stringify(report.checkpoint);

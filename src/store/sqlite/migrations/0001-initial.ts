@@ -81,7 +81,7 @@ CREATE TABLE runs (
   result TEXT,
   output TEXT,
   insights TEXT NOT NULL DEFAULT '{}'
-);
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX runs_job_epoch ON runs (job_id, lease_epoch);
 
 CREATE TABLE events (
