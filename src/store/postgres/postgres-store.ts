@@ -51,8 +51,11 @@ const ACTIVE = [...ACTIVE_STAGES];
 
 type Client = pg.PoolClient;
 
-/** A job row as PostgreSQL returns it: JSON columns already parsed. */
-type Row = JobsTable;
+/**
+ * A job row as PostgreSQL returns it (JSON columns already parsed). Rows written by
+ * `writeRows` also say whether any job depends on them.
+ */
+type Row = JobsTable & { has_dependents?: boolean };
 
 interface Move {
   row: Row;
@@ -595,7 +598,9 @@ export class PostgresStore extends KyselyStore implements Store {
         runMore.output,
       ],
     );
-    await c.query('DELETE FROM locks WHERE job_id = ANY($1::text[])', [runs.job]);
+    const locked = ends.filter((e) => e.row.lock !== null).map((e) => e.row.id);
+    if (locked.length > 0)
+      await c.query('DELETE FROM locks WHERE job_id = ANY($1::text[])', [locked]);
     const updated = await this.move(c, moves);
     const succeeded = updated.filter((r) => r.stage === 'succeeded');
     const dead = updated.filter((r) => r.stage === 'failed' || r.stage === 'cancelled');
@@ -636,7 +641,10 @@ export class PostgresStore extends KyselyStore implements Store {
 
   /**
    * Writes the mutable columns of locked rows back in one statement, bumping the event seq,
-   * the rev and `updated_at`. Returns the new rows in the order given.
+   * the rev and `updated_at`. Returns the new rows in the order given, each with
+   * `has_dependents`: this statement starts after the rows are locked, so it sees every
+   * dependent an enqueue committed before the lock was granted (an enqueue holds its
+   * dependencies FOR SHARE until it commits).
    */
   private async writeRows(c: Client, rows: Row[]): Promise<Row[]> {
     const { rows: out } = await c.query<Row>(
@@ -650,7 +658,7 @@ export class PostgresStore extends KyselyStore implements Store {
          AS v(id, stage, stage_reason, lease_holder, lease_expires_at, run_at, last_error,
               checkpoint, finished_at, attempts, approved_at)
        WHERE j.id = v.id
-       RETURNING j.*`,
+       RETURNING j.*, EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_id = j.id) AS has_dependents`,
       [
         rows.map((r) => r.id),
         rows.map((r) => r.stage),
@@ -702,7 +710,9 @@ export class PostgresStore extends KyselyStore implements Store {
   }
 
   /** Locks the blocked dependents of `done`, then (in new statements) queues the ready ones. */
-  private async promoteDependents(c: Client, done: Row[]): Promise<void> {
+  private async promoteDependents(c: Client, finished: Row[]): Promise<void> {
+    const done = finished.filter((r) => r.has_dependents !== false);
+    if (done.length === 0) return;
     const { rows } = await c.query<Row>(
       `SELECT j.* FROM jobs j WHERE j.stage = 'blocked'
          AND j.id IN (SELECT job_id FROM job_deps WHERE dep_id = ANY($1::text[]))
@@ -719,7 +729,7 @@ export class PostgresStore extends KyselyStore implements Store {
 
   /** Fails every job that (transitively) waits on a job that will never succeed. */
   private async failDependents(c: Client, dead: Row[]): Promise<void> {
-    let frontier = dead;
+    let frontier = dead.filter((r) => r.has_dependents !== false);
     while (frontier.length > 0) {
       const { rows } = await c.query<Row & { cause: string }>(
         `SELECT j.*, d.dep_id AS cause FROM jobs j JOIN job_deps d ON d.job_id = j.id
@@ -746,12 +756,13 @@ export class PostgresStore extends KyselyStore implements Store {
           };
         }),
       );
+      frontier = frontier.filter((r) => r.has_dependents !== false);
     }
   }
 
   /** After a retry, jobs that failed only because of this one wait for it again. */
   private async reopenDependents(c: Client, reopened: Row[]): Promise<void> {
-    let frontier = reopened;
+    let frontier = reopened.filter((r) => r.has_dependents !== false);
     while (frontier.length > 0) {
       const { rows } = await c.query<Row>(
         `SELECT j.* FROM jobs j WHERE j.stage = 'failed' AND j.stage_reason = 'dep_failed'
@@ -768,6 +779,7 @@ export class PostgresStore extends KyselyStore implements Store {
           epoch: null,
         })),
       );
+      frontier = frontier.filter((r) => r.has_dependents !== false);
     }
   }
 }
