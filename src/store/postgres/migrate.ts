@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import { InternalError } from '../../core/index.js';
+import { assertKnownSchema } from '../shared/migrations.js';
 import { MIGRATIONS } from './migrations/index.js';
 
 /**
@@ -20,13 +20,7 @@ export async function migratePostgres(client: PoolClient, schema: string): Promi
       `SELECT id FROM ${quoteIdent(schema)}.fleet_migrations`,
     );
     const applied = new Set(rows.map((r) => r.id));
-    const known = Math.max(...MIGRATIONS.map((m) => m.id));
-    const newest = Math.max(0, ...applied);
-    if (newest > known) {
-      throw new InternalError(
-        `this database was migrated by a newer Fleet (schema ${newest}, this build knows ${known}); upgrade Fleet`,
-      );
-    }
+    assertKnownSchema(applied, MIGRATIONS);
     const done: number[] = [];
     for (const m of MIGRATIONS) {
       if (applied.has(m.id)) continue;

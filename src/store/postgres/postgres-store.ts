@@ -9,22 +9,18 @@ import {
   EventInput,
   type ExistingDep,
   IllegalTransitionError,
-  InvalidInputError,
   type Job,
   type JobAction,
-  JobSpec,
+  type JobSpec,
   type JobSpecInput,
   type JobStage,
   type Lease,
   NotFoundError,
-  type RunResult,
   StaleLeaseError,
-  attemptOutcome,
   externalRefs,
   isActive,
   parseInput,
   planBatch,
-  retryDelayMs,
   transition,
 } from '../../core/index.js';
 import type {
@@ -40,12 +36,14 @@ import type {
   StoreOptions,
 } from '../port.js';
 import { newId } from '../shared/ids.js';
+import { type AttemptEnd, jsonOrNull, planAttemptEnd } from '../shared/attempt-end.js';
+import { parseJobBatch } from '../shared/job-batch.js';
 import { newJobRow } from '../shared/job-rows.js';
+import { unwrap } from '../shared/outcome.js';
 import { KyselyStore } from '../shared/kysely-store.js';
 import { toJob, toRun } from '../shared/rows.js';
 import type { JobsTable, RunsTable } from '../shared/tables.js';
 
-const JobBatch = z.array(JobSpec).min(1, 'at least one job').max(10_000);
 const EventBatch = z.array(EventInput).max(10_000);
 const ACTIVE = [...ACTIVE_STAGES];
 
@@ -66,14 +64,8 @@ interface Move {
   extra?: Record<string, unknown>;
 }
 
-interface AttemptEnd {
+interface RowEnd extends AttemptEnd {
   row: Row;
-  result: RunResult;
-  error: string | null;
-  retryable: boolean;
-  report?: Partial<CompleteInput>;
-  writerEpoch: number | null;
-  reason?: string;
 }
 
 /**
@@ -118,23 +110,7 @@ export class PostgresStore extends KyselyStore implements Store {
   // --- Enqueue ------------------------------------------------------------
 
   async enqueue(input: JobSpecInput[]): Promise<EnqueueResult[]> {
-    const specs = parseInput(JobBatch, input, 'job batch');
-    const tenant = specs[0]!.tenant;
-    const other = specs.findIndex((s) => s.tenant !== tenant);
-    if (other !== -1)
-      throw new InvalidInputError('job batch', [
-        { path: `${other}.tenant`, message: `every job of a batch must have tenant "${tenant}"` },
-      ]);
-    const seen = new Map<string, number>();
-    specs.forEach((s, i) => {
-      if (s.idempotencyKey === null) return;
-      const first = seen.get(s.idempotencyKey);
-      if (first !== undefined)
-        throw new InvalidInputError('job batch', [
-          { path: `${i}.idempotencyKey`, message: `duplicate of job ${first} in this batch` },
-        ]);
-      seen.set(s.idempotencyKey, i);
-    });
+    const { specs, tenant } = parseJobBatch(input);
     try {
       return await this.tx((c) => this.enqueueIn(c, specs, tenant));
     } catch (err) {
@@ -330,7 +306,7 @@ export class PostgresStore extends KyselyStore implements Store {
    */
   private async endFenced<T extends FencedRef>(
     inputs: T[],
-    toEnd: (row: Row, input: T) => AttemptEnd,
+    toEnd: (row: Row, input: T) => RowEnd,
   ): Promise<Outcome<Job>[]> {
     if (inputs.length === 0) return [];
     return this.tx(async (c) => {
@@ -339,7 +315,7 @@ export class PostgresStore extends KyselyStore implements Store {
         inputs.map((i) => i.jobId),
       );
       const outcomes = new Array<Outcome<Job> | undefined>(inputs.length);
-      const ends: AttemptEnd[] = [];
+      const ends: RowEnd[] = [];
       const at: number[] = [];
       const taken = new Set<string>();
       inputs.forEach((input, i) => {
@@ -543,7 +519,7 @@ export class PostgresStore extends KyselyStore implements Store {
   }
 
   /** Ends attempts: closes their runs, frees leases and locks, moves the jobs on. */
-  private async endAttempts(c: Client, ends: AttemptEnd[]): Promise<Row[]> {
+  private async endAttempts(c: Client, ends: RowEnd[]): Promise<Row[]> {
     if (ends.length === 0) return [];
     const now = this.now();
     const moves: Move[] = [];
@@ -551,34 +527,24 @@ export class PostgresStore extends KyselyStore implements Store {
     const runJson = { exit: [] as (string | null)[], verify: [] as (string | null)[] };
     const runMore = { insights: [] as (string | null)[], output: [] as (string | null)[] };
     for (const end of ends) {
-      const { row, report = {} } = end;
-      const action = attemptOutcome({
-        result: end.result,
-        attempts: row.attempts,
-        maxAttempts: row.max_attempts,
-        retryable: end.retryable,
-      });
-      const output =
-        end.error === null ? report.output : { ...(report.output ?? {}), error: end.error };
+      const { row } = end;
+      const plan = planAttemptEnd(row, end, now, this.backoff, this.random);
       runs.job.push(row.id);
       runs.epoch.push(row.lease_epoch);
-      runs.result.push(end.result);
-      runJson.exit.push(jsonOrNull(report.exit));
-      runJson.verify.push(jsonOrNull(report.verifyResult));
-      runMore.insights.push(jsonOrNull(report.insights));
-      runMore.output.push(jsonOrNull(output));
-      const set: Partial<Row> = { lease_holder: null, lease_expires_at: null };
-      if (report.checkpoint !== undefined) set.checkpoint = report.checkpoint;
-      if (end.error !== null) set.last_error = end.error;
-      if (action === 'requeue') {
-        set.run_at = now + retryDelayMs(row.attempts, this.backoff, this.random);
-        set.stage_reason = end.result;
-      } else {
-        set.finished_at = now;
-        set.stage_reason =
-          action === 'cancel' ? (end.reason ?? 'cancelled') : action === 'fail' ? end.result : null;
-      }
-      moves.push({ row, action, set, epoch: end.writerEpoch, extra: { result: end.result } });
+      runs.result.push(plan.run.result);
+      runJson.exit.push(plan.run.exit);
+      runJson.verify.push(plan.run.verifyResult);
+      runMore.insights.push(plan.run.insights);
+      runMore.output.push(plan.run.output);
+      const set: Partial<Row> = { ...plan.set };
+      if (plan.checkpoint !== undefined) set.checkpoint = plan.checkpoint;
+      moves.push({
+        row,
+        action: plan.action,
+        set,
+        epoch: end.writerEpoch,
+        extra: { result: end.result },
+      });
     }
     await c.query(
       `UPDATE runs r SET ended_at = $1, result = v.result, exit = coalesce(v.exit, r.exit),
@@ -853,15 +819,6 @@ function holdsLease(row: Row, epoch: number): boolean {
 
 function staleFrom(row: Row, epoch: number): StaleLeaseError {
   return new StaleLeaseError(row.id, epoch, row.lease_holder === null ? null : row.lease_epoch);
-}
-
-function unwrap<T>(outcome: Outcome<T>): T {
-  if (!outcome.ok) throw outcome.error;
-  return outcome.value;
-}
-
-function jsonOrNull(value: unknown): string | null {
-  return value === undefined || value === null ? null : JSON.stringify(value);
 }
 
 const JSON_COLUMNS = ['manifest', 'capabilities', 'deps', 'verify', 'checkpoint'] as const;

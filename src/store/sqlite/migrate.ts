@@ -1,5 +1,5 @@
 import type { Database } from 'better-sqlite3';
-import { InternalError } from '../../core/index.js';
+import { assertKnownSchema } from '../shared/migrations.js';
 import { MIGRATIONS } from './migrations/index.js';
 
 /**
@@ -14,13 +14,7 @@ export function migrateSqlite(db: Database): number[] {
     const applied = new Set(
       (db.prepare('SELECT id FROM fleet_migrations').all() as { id: number }[]).map((r) => r.id),
     );
-    const known = Math.max(...MIGRATIONS.map((m) => m.id));
-    const newest = Math.max(0, ...applied);
-    if (newest > known) {
-      throw new InternalError(
-        `this database was migrated by a newer Fleet (schema ${newest}, this build knows ${known}); upgrade Fleet`,
-      );
-    }
+    assertKnownSchema(applied, MIGRATIONS);
     const done: number[] = [];
     for (const m of MIGRATIONS) {
       if (applied.has(m.id)) continue;

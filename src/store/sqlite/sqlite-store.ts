@@ -9,22 +9,17 @@ import {
   StaleLeaseError,
   type ExistingDep,
   IllegalTransitionError,
-  InvalidInputError,
   type Job,
   type JobAction,
-  JobSpec,
   type JobSpecInput,
   type JobStage,
   type Lease,
   NotFoundError,
-  type RunResult,
   type Checkpoint,
-  attemptOutcome,
   externalRefs,
   isActive,
   parseInput,
   planBatch,
-  retryDelayMs,
   transition,
 } from '../../core/index.js';
 import type {
@@ -40,23 +35,15 @@ import type {
   StoreOptions,
 } from '../port.js';
 import { newId } from '../shared/ids.js';
+import { type AttemptEnd, jsonOrNull, planAttemptEnd } from '../shared/attempt-end.js';
+import { parseJobBatch } from '../shared/job-batch.js';
 import { JOB_COLUMNS, newJobRow, parseProfileRef } from '../shared/job-rows.js';
+import { unwrap } from '../shared/outcome.js';
 import { KyselyStore } from '../shared/kysely-store.js';
 import { toJob, toRun } from '../shared/rows.js';
 import type { JobsTable, RunsTable } from '../shared/tables.js';
 
-const JobBatch = z.array(JobSpec).min(1, 'at least one job').max(10_000);
 const EventBatch = z.array(EventInput).max(10_000);
-
-interface AttemptEnd {
-  result: RunResult;
-  error: string | null;
-  retryable: boolean;
-  report?: Partial<CompleteInput>;
-  /** Epoch recorded on the stage event; null when the control plane acts (reaper, cancel). */
-  writerEpoch: number | null;
-  reason?: string;
-}
 
 /**
  * The embedded store: one SQLite file in WAL mode, driven through better-sqlite3.
@@ -96,23 +83,15 @@ export class SqliteStore extends KyselyStore implements Store {
   // --- Enqueue ------------------------------------------------------------
 
   async enqueue(input: JobSpecInput[]): Promise<EnqueueResult[]> {
-    const specs = parseInput(JobBatch, input, 'job batch');
-    const tenant = singleTenant(specs);
+    const { specs, tenant } = parseJobBatch(input);
     const now = this.now();
     const run = this.raw.transaction((): EnqueueResult[] => {
       const results = new Array<EnqueueResult | undefined>(specs.length);
       const existing = new Map<string, ExistingDep>();
       const fresh: number[] = [];
-      const seen = new Map<string, number>();
       specs.forEach((spec, i) => {
         const idem = spec.idempotencyKey;
         if (idem !== null) {
-          const first = seen.get(idem);
-          if (first !== undefined)
-            throw new InvalidInputError('job batch', [
-              { path: `${i}.idempotencyKey`, message: `duplicate of job ${first} in this batch` },
-            ]);
-          seen.set(idem, i);
           const row = this.stmt.findIdempotent.get(tenant, idem) as JobsTable | undefined;
           if (row !== undefined) {
             results[i] = { job: toJob(row), created: false };
@@ -513,42 +492,24 @@ export class SqliteStore extends KyselyStore implements Store {
 
   /** Ends the current attempt: closes the run, frees lease and lock, moves the job on. */
   private endAttempt(row: JobsTable, end: AttemptEnd): JobsTable {
-    const now = this.now();
-    const action = attemptOutcome({
-      result: end.result,
-      attempts: row.attempts,
-      maxAttempts: row.max_attempts,
-      retryable: end.retryable,
-    });
-    const report = end.report ?? {};
-    const output =
-      end.error === null ? report.output : { ...(report.output ?? {}), error: end.error };
+    const plan = planAttemptEnd(row, end, this.now(), this.backoff, this.random);
+    const r = plan.run;
     this.stmt.endRun.run(
-      now,
-      end.result,
-      jsonOrNull(report.exit),
-      jsonOrNull(report.verifyResult),
-      jsonOrNull(report.insights),
-      jsonOrNull(output),
+      this.now(),
+      r.result,
+      r.exit,
+      r.verifyResult,
+      r.insights,
+      r.output,
       row.id,
       row.lease_epoch,
     );
     if (row.lock !== null) this.stmt.releaseLock.run(row.id);
-    const set: Partial<JobsTable> = { lease_holder: null, lease_expires_at: null };
-    if (report.checkpoint !== undefined)
-      set.checkpoint = report.checkpoint === null ? null : JSON.stringify(report.checkpoint);
-    if (end.error !== null) set.last_error = end.error;
-    if (action === 'requeue') {
-      set.run_at = now + retryDelayMs(row.attempts, this.backoff, this.random);
-      set.stage_reason = end.result;
-    } else {
-      set.finished_at = now;
-      set.stage_reason =
-        action === 'cancel' ? (end.reason ?? 'cancelled') : action === 'fail' ? end.result : null;
-    }
-    const updated = this.move(row, action, set, end.writerEpoch, { result: end.result });
-    if (action === 'succeed') this.promoteDependents(updated);
-    if (action === 'fail' || action === 'cancel') this.failDependents(updated);
+    const set = { ...plan.set };
+    if (plan.checkpoint !== undefined) set.checkpoint = jsonOrNull(plan.checkpoint);
+    const updated = this.move(row, plan.action, set, end.writerEpoch, { result: end.result });
+    if (plan.action === 'succeed') this.promoteDependents(updated);
+    if (plan.action === 'fail' || plan.action === 'cancel') this.failDependents(updated);
     return updated;
   }
 
@@ -677,25 +638,6 @@ export class SqliteStore extends KyselyStore implements Store {
 
 function holdsLease(row: JobsTable, epoch: number): boolean {
   return row.lease_epoch === epoch && row.lease_holder !== null && isActive(row.stage as JobStage);
-}
-
-function unwrap<T>(outcome: Outcome<T>): T {
-  if (!outcome.ok) throw outcome.error;
-  return outcome.value;
-}
-
-function jsonOrNull(value: unknown): string | null {
-  return value === undefined || value === null ? null : JSON.stringify(value);
-}
-
-function singleTenant(specs: JobSpec[]): string {
-  const tenant = specs[0]!.tenant;
-  const other = specs.findIndex((s) => s.tenant !== tenant);
-  if (other !== -1)
-    throw new InvalidInputError('job batch', [
-      { path: `${other}.tenant`, message: `every job of a batch must have tenant "${tenant}"` },
-    ]);
-  return tenant;
 }
 
 /**
