@@ -22,3 +22,4 @@ export { attemptOutcome, type AttemptContext } from './attempt-outcome.js';
 export { DEFAULT_BACKOFF, retryDelayMs, type BackoffPolicy } from './backoff.js';
 export { externalRefs, planBatch, type ExistingDep, type PlannedJob } from './batch-deps.js';
 export { parseInput } from './validate.js';
+export * from './schemas/token.js';

@@ -28,6 +28,8 @@ import type {
   Signal,
   SignalSpecInput,
   SignalStatus,
+  Token,
+  TokenSpecInput,
   VerifyResult,
 } from '../core/index.js';
 
@@ -193,6 +195,18 @@ export interface Store {
   listSchedules(tenant: string): Promise<Schedule[]>;
   updateSchedule(tenant: string, id: string, rev: number, patch: SchedulePatch): Promise<Schedule>;
   deleteSchedule(tenant: string, id: string): Promise<void>;
+
+  // Tokens (the caller makes the secret; the store keeps its hash)
+  createToken(
+    tenant: string,
+    spec: TokenSpecInput,
+    secret: { hash: string; prefix: string },
+  ): Promise<Token>;
+  /** The live token with this hash: not revoked, not expired. Not tenant-scoped: it is the login. */
+  findTokenByHash(hash: string): Promise<Token | null>;
+  /** Tokens made in a tenant, or every token when `tenant` is undefined. */
+  listTokens(tenant?: string): Promise<Token[]>;
+  revokeToken(id: string, tenant?: string): Promise<Token>;
 }
 
 export interface StoreOptions {

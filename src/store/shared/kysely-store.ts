@@ -26,6 +26,9 @@ import {
   type ScheduleSpecInput,
   SignalSpec,
   SignalStatus,
+  TokenSpec,
+  type Token,
+  type TokenSpecInput,
   type Signal,
   type SignalSpecInput,
   StaleLeaseError,
@@ -48,6 +51,7 @@ import {
   toRun,
   toSchedule,
   toSignal,
+  toToken,
 } from './rows.js';
 import type { Tables } from './tables.js';
 
@@ -603,6 +607,69 @@ export abstract class KyselyStore {
       .where('id', '=', id)
       .executeTakeFirst();
     if (Number(res.numDeletedRows) !== 1) throw new NotFoundError('schedule', id);
+  }
+
+  // --- Tokens -------------------------------------------------------------
+
+  async createToken(
+    tenant: string,
+    spec: TokenSpecInput,
+    secret: { hash: string; prefix: string },
+  ): Promise<Token> {
+    const s = parseInput(TokenSpec, spec, 'token');
+    const row = await this.db
+      .insertInto('tokens')
+      .values({
+        id: newId(),
+        tenant,
+        name: s.name,
+        role: s.role,
+        tenants: JSON.stringify(s.tenants),
+        job_id: s.jobId,
+        hash: secret.hash,
+        prefix: secret.prefix,
+        created_at: this.now(),
+        expires_at: s.expiresAt,
+        revoked_at: null,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toToken(row);
+  }
+
+  async findTokenByHash(hash: string): Promise<Token | null> {
+    const now = this.now();
+    const row = await this.db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('hash', '=', hash)
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .executeTakeFirst();
+    return row === undefined ? null : toToken(row);
+  }
+
+  async listTokens(tenant?: string): Promise<Token[]> {
+    let q = this.db.selectFrom('tokens').selectAll();
+    if (tenant !== undefined) q = q.where('tenant', '=', tenant);
+    const rows = await q.orderBy('created_at').orderBy('id').execute();
+    return rows.map(toToken);
+  }
+
+  async revokeToken(id: string, tenant?: string): Promise<Token> {
+    let q = this.db
+      .updateTable('tokens')
+      .set({ revoked_at: this.now() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null);
+    if (tenant !== undefined) q = q.where('tenant', '=', tenant);
+    const row = await q.returningAll().executeTakeFirst();
+    if (row !== undefined) return toToken(row);
+    let existing = this.db.selectFrom('tokens').selectAll().where('id', '=', id);
+    if (tenant !== undefined) existing = existing.where('tenant', '=', tenant);
+    const found = await existing.executeTakeFirst();
+    if (found === undefined) throw new NotFoundError('token', id);
+    return toToken(found); // already revoked: revoking again changes nothing
   }
 
   // --- Helpers ------------------------------------------------------------

@@ -16,6 +16,8 @@ import type {
   ScheduleRule,
   Signal,
   SignalStatus,
+  Token,
+  TokenRole,
   VerifyResult,
 } from '../../core/index.js';
 import type {
@@ -27,6 +29,7 @@ import type {
   RunsTable,
   SchedulesTable,
   SignalsTable,
+  TokensTable,
 } from './tables.js';
 
 // Rows are trusted (the store wrote them), so mapping casts instead of re-validating: parsing
@@ -205,5 +208,20 @@ export function toSchedule(r: SchedulesTable): Schedule {
     rev: int(r.rev),
     createdAt: int(r.created_at),
     updatedAt: int(r.updated_at),
+  };
+}
+
+export function toToken(r: TokensTable): Token {
+  return {
+    id: r.id,
+    tenant: r.tenant,
+    name: r.name,
+    role: r.role as TokenRole,
+    tenants: json<string[]>(r.tenants),
+    jobId: r.job_id,
+    prefix: r.prefix,
+    createdAt: int(r.created_at),
+    expiresAt: intOrNull(r.expires_at),
+    revokedAt: intOrNull(r.revoked_at),
   };
 }

@@ -153,6 +153,20 @@ export interface LocksTable {
   acquired_at: number;
 }
 
+export interface TokensTable {
+  id: string;
+  tenant: string;
+  name: string;
+  role: string;
+  tenants: Json;
+  job_id: string | null;
+  hash: string;
+  prefix: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface MigrationsTable {
   id: number;
   name: string;
@@ -170,5 +184,6 @@ export interface Tables {
   profiles: ProfilesTable;
   signals: SignalsTable;
   schedules: SchedulesTable;
+  tokens: TokensTable;
   fleet_migrations: MigrationsTable;
 }

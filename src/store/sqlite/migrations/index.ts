@@ -1,4 +1,5 @@
 import { migration as m0001 } from './0001-initial.js';
+import { migration as m0002 } from './0002-tokens.js';
 
 /** Every SQLite migration in order. */
-export const MIGRATIONS = [m0001];
+export const MIGRATIONS = [m0001, m0002];
