@@ -1,0 +1,5 @@
+export { buildServer, type ServerContext, type ServerOptions } from './build-server.js';
+export { EventHub } from './event-hub.js';
+export { newTokenSecret, hashSecret } from './token-secret.js';
+export { ErrorBody, ApiError } from './api-errors.js';
+export { TENANT_HEADER, type Principal } from './auth.js';

@@ -1,0 +1,211 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import {
+  Id,
+  Insights,
+  JOB_STAGES,
+  Job,
+  JobSpec,
+  type JobStage,
+  NotFoundError,
+  Run,
+} from '../../core/index.js';
+import type { Store } from '../../store/index.js';
+import { ErrorBody, forbidden } from '../api-errors.js';
+import { requestTenant, requireRole } from '../auth.js';
+import type { ServerContext } from '../build-server.js';
+
+/** A job as submitted over the API: a store job spec, its tenant taken from the request. */
+export const JobInput = JobSpec.omit({ tenant: true });
+
+export const SubmitBody = z.object({ jobs: z.array(JobInput).min(1).max(1000) }).strict();
+export const SubmitResponse = z.object({
+  jobs: z.array(z.object({ job: Job, created: z.boolean() })),
+});
+
+const stageList = z
+  .string()
+  .transform((s) => s.split(',').filter((x) => x !== ''))
+  .pipe(z.array(z.enum(JOB_STAGES)));
+
+export const ListJobsQuery = z
+  .object({
+    tenant: z.string().optional(),
+    stage: stageList.optional(),
+    key: z.string().min(1).optional(),
+    lock: z.string().min(1).optional(),
+    /** Jobs of a plan: children of this composite job. */
+    plan: Id.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    after: z.string().min(1).optional(),
+  })
+  .strict();
+export const JobPage = z.object({ items: z.array(Job), next: z.string().nullable() });
+
+/** Totals over every run of a job. */
+export const JobInsights = Insights.pick({
+  tokensIn: true,
+  tokensOut: true,
+  tokensCached: true,
+  costUsd: true,
+  turns: true,
+  toolCalls: true,
+}).required();
+export const JobDetail = z.object({ job: Job, runs: z.array(Run), insights: JobInsights });
+
+const JobParams = z.object({ id: Id });
+const TenantQuery = z.object({ tenant: z.string().optional() }).strict();
+/** Optional: a bodiless POST cancels with reason `cancelled_by_user`. */
+const CancelBody = z
+  .object({ reason: z.string().min(1).max(200) })
+  .strict()
+  .nullish();
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+
+/** `/v1/jobs`: submit, list, read, and the person-driven verbs (cancel, retry, approve). */
+export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const { store, hub } = ctx;
+
+  r.post(
+    '/v1/jobs',
+    {
+      preHandler: requireRole('admin', 'operator', 'agent'),
+      schema: {
+        summary: 'Submit one or more jobs (one transaction)',
+        querystring: TenantQuery,
+        body: SubmitBody,
+        response: { 200: SubmitResponse, 201: SubmitResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const tenant = requestTenant(request);
+      const agentJob = request.principal!.jobId;
+      const specs = request.body.jobs.map((spec, i) => {
+        // An agent submits children of its own job, and nothing else.
+        if (agentJob !== null && spec.parentId !== null && spec.parentId !== agentJob)
+          throw forbidden(
+            `jobs.${i}.parentId: an agent token submits children of its own job only`,
+          );
+        return { ...spec, tenant, parentId: agentJob ?? spec.parentId };
+      });
+      const results = await store.enqueue(specs);
+      for (const res of results) hub.publish(res.job.id);
+      return reply.status(results.some((x) => x.created) ? 201 : 200).send({ jobs: results });
+    },
+  );
+
+  r.get(
+    '/v1/jobs',
+    {
+      preHandler: requireRole('admin', 'operator', 'factory', 'agent'),
+      schema: {
+        summary: 'List jobs, newest first',
+        querystring: ListJobsQuery,
+        response: { 200: JobPage, ...errors },
+      },
+    },
+    async (request) => {
+      const tenant = requestTenant(request);
+      const q = request.query;
+      const agentJob = request.principal!.jobId;
+      if (agentJob !== null && q.plan !== undefined && q.plan !== agentJob)
+        throw forbidden('an agent token lists the children of its own job only');
+      return store.listJobs(tenant, {
+        ...(q.stage === undefined ? {} : { stage: q.stage as JobStage[] }),
+        ...(q.key === undefined ? {} : { key: q.key }),
+        ...(q.lock === undefined ? {} : { lock: q.lock }),
+        ...(agentJob !== null
+          ? { parentId: agentJob }
+          : q.plan === undefined
+            ? {}
+            : { parentId: q.plan }),
+        limit: q.limit,
+        ...(q.after === undefined ? {} : { after: q.after }),
+      });
+    },
+  );
+
+  r.get(
+    '/v1/jobs/:id',
+    {
+      preHandler: requireRole('admin', 'operator', 'factory', 'agent'),
+      schema: {
+        summary: 'A job with its runs, lease, checkpoint and insight totals',
+        params: JobParams,
+        querystring: TenantQuery,
+        response: { 200: JobDetail, ...errors },
+      },
+    },
+    async (request) => {
+      const job = await readableJob(store, request, request.params.id);
+      const runs = await store.listRuns(job.tenant, job.id);
+      return { job, runs, insights: totals(runs) };
+    },
+  );
+
+  const verbs = [
+    ['cancel', 'Cancel a job; a running agent is stopped and its lease fenced off'],
+    ['retry', 'Run a failed or cancelled job again, with fresh attempts'],
+    ['approve', 'Approve a job that waits for a person'],
+  ] as const;
+  for (const [verb, summary] of verbs) {
+    r.post(
+      `/v1/jobs/:id/${verb}`,
+      {
+        preHandler: requireRole('admin', 'operator'),
+        schema: {
+          summary,
+          params: JobParams,
+          querystring: TenantQuery,
+          ...(verb === 'cancel' ? { body: CancelBody } : {}),
+          response: { 200: z.object({ job: Job }), ...errors },
+        },
+      },
+      async (request) => {
+        const tenant = requestTenant(request);
+        const id = request.params.id;
+        const job =
+          verb === 'cancel'
+            ? await store.cancel(
+                tenant,
+                id,
+                (request.body as z.infer<typeof CancelBody>)?.reason ?? 'cancelled_by_user',
+              )
+            : verb === 'retry'
+              ? await store.retry(tenant, id)
+              : await store.approve(tenant, id);
+        hub.publish(job.id);
+        return { job };
+      },
+    );
+  }
+}
+
+/**
+ * The job the caller may read, or a 404: another tenant's job, or for an agent token any job
+ * but its own and its children, is indistinguishable from a missing one.
+ */
+export async function readableJob(store: Store, request: FastifyRequest, id: string): Promise<Job> {
+  const tenant = requestTenant(request);
+  const job = await store.getJob(tenant, id);
+  const agentJob = request.principal!.jobId;
+  if (job === null || (agentJob !== null && job.id !== agentJob && job.parentId !== agentJob))
+    throw new NotFoundError('job', id);
+  return job;
+}
+
+function totals(runs: Run[]): z.infer<typeof JobInsights> {
+  const sum = (f: (i: Insights) => number | undefined) =>
+    runs.reduce((acc, run) => acc + (f(run.insights) ?? 0), 0);
+  return {
+    tokensIn: sum((i) => i.tokensIn),
+    tokensOut: sum((i) => i.tokensOut),
+    tokensCached: sum((i) => i.tokensCached),
+    costUsd: sum((i) => i.costUsd),
+    turns: sum((i) => i.turns),
+    toolCalls: sum((i) => i.toolCalls),
+  };
+}
