@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import type { CliIo } from './io.js';
+import { registerServeCommand } from './serve-command.js';
 import { registerStoreCommands } from './store-commands.js';
 import { packageVersion } from './version.js';
 
@@ -13,5 +14,6 @@ export function createProgram(io: CliIo): Command {
     .configureOutput({ writeOut: (text) => io.out(text), writeErr: (text) => io.err(text) })
     .showHelpAfterError('(add --help for usage)');
   registerStoreCommands(program, io);
+  registerServeCommand(program, io);
   return program;
 }

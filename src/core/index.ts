@@ -23,3 +23,4 @@ export { DEFAULT_BACKOFF, retryDelayMs, type BackoffPolicy } from './backoff.js'
 export { externalRefs, planBatch, type ExistingDep, type PlannedJob } from './batch-deps.js';
 export { parseInput } from './validate.js';
 export * from './schemas/token.js';
+export { formatDuration, parseDuration } from './duration.js';

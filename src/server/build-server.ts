@@ -1,12 +1,22 @@
 import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Store } from '../store/index.js';
 import { toErrorResponse } from './api-errors.js';
 import { authenticate } from './auth.js';
 import { EventHub } from './event-hub.js';
+import { instrumentStore } from './instrument-store.js';
+import { createMetrics, type FleetMetrics } from './metrics.js';
 import { ROUTES } from './routes/index.js';
+import type { ServerContext } from './server-context.js';
+
+export type { ServerContext } from './server-context.js';
 
 export interface ServerOptions {
   store: Store;
@@ -15,13 +25,11 @@ export interface ServerOptions {
   /** Wake-ups for live streams; pass one to share it with other parts of the process. */
   hub?: EventHub;
   version?: string;
-}
-
-/** What every route plugin receives. */
-export interface ServerContext {
-  store: Store;
-  hub: EventHub;
-  version: string;
+  /**
+   * Prometheus metrics (`GET /metrics`); default: a registry of this server's own. Pass one to
+   * feed it from elsewhere too (e.g. a store wrapped with `instrumentStore` by the caller).
+   */
+  metrics?: FleetMetrics;
 }
 
 /**
@@ -44,10 +52,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
+  const metrics = options.metrics ?? createMetrics(options.store);
   const context: ServerContext = {
-    store: options.store,
+    store: instrumentStore(options.store, metrics),
     hub: options.hub ?? new EventHub(),
     version: options.version ?? '0.0.0',
+    metrics,
   };
 
   app.decorateRequest('principal', null);
@@ -69,6 +79,23 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
         message: `no route ${request.method} ${request.url.split('?')[0]}`,
       },
     });
+  });
+
+  // Before the routes: it collects them as they are added (onRoute).
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Fleet',
+        description: 'A durable queue and control plane for fleets of AI coding agents',
+        version: context.version,
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
   });
 
   for (const register of ROUTES) await register(app, context);

@@ -22,4 +22,9 @@ export class EventHub {
     this.emitter.on(jobId, listener);
     return () => this.emitter.off(jobId, listener);
   }
+
+  /** How many listeners follow `jobId`: a closed stream must leave none behind. */
+  listenerCount(jobId: string): number {
+    return this.emitter.listenerCount(jobId);
+  }
 }

@@ -129,6 +129,11 @@ export interface Store {
   /** Deletes a finished job with its runs, events and artifacts rows. */
   deleteJob(tenant: string, id: string): Promise<void>;
   countJobs(tenant?: string): Promise<Record<JobStage, number>>;
+  /**
+   * Job counts by tenant and stage across every tenant (not tenant-scoped: for operators'
+   * metrics). Only pairs with at least one job are listed, ordered by tenant then stage.
+   */
+  countJobsByTenant(): Promise<{ tenant: string; stage: JobStage; count: number }[]>;
 
   // Queue verbs
   claim(request: ClaimRequest): Promise<Claimed[]>;
@@ -177,6 +182,8 @@ export interface Store {
   listFactories(tenant: string): Promise<Factory[]>;
   updateFactory(tenant: string, id: string, rev: number, patch: FactoryPatch): Promise<Factory>;
   deleteFactory(tenant: string, id: string): Promise<void>;
+  /** Online factories and their seats, across every tenant (for metrics). */
+  onlineFactorySeats(): Promise<{ online: number; seats: number }>;
 
   // Profiles (immutable; each create makes the next version)
   createProfile(spec: ProfileSpecInput): Promise<Profile>;

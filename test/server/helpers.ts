@@ -2,10 +2,16 @@ import type { FastifyInstance } from 'fastify';
 import { onTestFinished } from 'vitest';
 import type { TokenRole } from '../../src/core/index.js';
 import { buildServer, newTokenSecret } from '../../src/server/index.js';
+import { instrumentStore } from '../../src/server/instrument-store.js';
+import { createMetrics, type FleetMetrics } from '../../src/server/metrics.js';
+import type { Store } from '../../src/store/index.js';
 import type { OpenedStore, StoreKind } from '../helpers/stores.js';
 
 export interface OpenedServer extends OpenedStore {
   app: FastifyInstance;
+  /** The store as the server uses it: instrumented, so calls through it feed `metrics`. */
+  served: Store;
+  metrics: FleetMetrics;
   /** An admin token's secret. */
   admin: string;
   /** Makes a token and returns its secret. */
@@ -15,14 +21,16 @@ export interface OpenedServer extends OpenedStore {
 /** A fresh store with the HTTP app on it (not listening: tests use `app.inject`). */
 export async function openServer(kind: StoreKind): Promise<OpenedServer> {
   const opened = await kind.open();
-  const app = await buildServer({ store: opened.store, version: 'test' });
+  const metrics = createMetrics(opened.store);
+  const served = instrumentStore(opened.store, metrics);
+  const app = await buildServer({ store: served, version: 'test', metrics });
   onTestFinished(() => app.close());
   const token = async (role: TokenRole, tenants: string[] = [], jobId: string | null = null) => {
     const s = newTokenSecret(role);
     await opened.store.createToken(tenants[0] ?? 'system', { name: role, role, tenants, jobId }, s);
     return s.secret;
   };
-  return { ...opened, app, admin: await token('admin'), token };
+  return { ...opened, app, served, metrics, admin: await token('admin'), token };
 }
 
 export const bearer = (secret: string) => ({ authorization: `Bearer ${secret}` });

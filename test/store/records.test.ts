@@ -44,6 +44,10 @@ describeStores('factories', (kind) => {
     });
     expect(await store.getFactory('beta', f.id)).toBeNull();
     expect((await store.listFactories('acme')).map((x) => x.id)).toEqual([f.id]);
+    await store.registerFactory({ tenant: 'beta', name: 'host-b', seats: 3 });
+    await store.registerFactory({ tenant: 'beta', name: 'host-c', seats: 5, status: 'offline' });
+    // Across tenants; draining and offline factories take no new work.
+    expect(await store.onlineFactorySeats()).toEqual({ online: 1, seats: 3 });
     await store.deleteFactory('acme', f.id);
     await expect(store.deleteFactory('acme', f.id)).rejects.toBeInstanceOf(NotFoundError);
   });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { ServerContext } from '../build-server.js';
+import type { ServerContext } from '../server-context.js';
 
 /** `GET /healthz`: up, and the store answers. No token needed. */
 export async function healthRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {

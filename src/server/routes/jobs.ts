@@ -14,7 +14,7 @@ import {
 import type { Store } from '../../store/index.js';
 import { ErrorBody, forbidden } from '../api-errors.js';
 import { requestTenant, requireRole } from '../auth.js';
-import type { ServerContext } from '../build-server.js';
+import type { ServerContext } from '../server-context.js';
 
 /** A job as submitted over the API: a store job spec, its tenant taken from the request. */
 export const JobInput = JobSpec.omit({ tenant: true });

@@ -158,6 +158,17 @@ export abstract class KyselyStore {
     return counts;
   }
 
+  async countJobsByTenant(): Promise<{ tenant: string; stage: JobStage; count: number }[]> {
+    const rows = await this.db
+      .selectFrom('jobs')
+      .select(['tenant', 'stage', (eb) => eb.fn.countAll<number | string>().as('n')])
+      .groupBy(['tenant', 'stage'])
+      .orderBy('tenant')
+      .orderBy('stage')
+      .execute();
+    return rows.map((r) => ({ tenant: r.tenant, stage: r.stage as JobStage, count: Number(r.n) }));
+  }
+
   // --- Runs and events ----------------------------------------------------
 
   async getRun(tenant: string, id: string): Promise<Run | null> {
@@ -365,6 +376,18 @@ export abstract class KyselyStore {
       .where('id', '=', id)
       .executeTakeFirst();
     if (Number(res.numDeletedRows) !== 1) throw new NotFoundError('factory', id);
+  }
+
+  async onlineFactorySeats(): Promise<{ online: number; seats: number }> {
+    const row = await this.db
+      .selectFrom('factories')
+      .select((eb) => [
+        eb.fn.countAll<number | string>().as('online'),
+        eb.fn.coalesce(eb.fn.sum<number | string>('seats'), eb.lit(0)).as('seats'),
+      ])
+      .where('status', '=', 'online')
+      .executeTakeFirstOrThrow();
+    return { online: Number(row.online), seats: Number(row.seats) };
   }
 
   // --- Profiles -----------------------------------------------------------

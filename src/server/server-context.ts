@@ -1,0 +1,12 @@
+import type { Store } from '../store/index.js';
+import type { EventHub } from './event-hub.js';
+import type { FleetMetrics } from './metrics.js';
+
+/** What every route plugin receives. */
+export interface ServerContext {
+  /** The store, instrumented: the queue verbs routes call feed the metrics. */
+  store: Store;
+  hub: EventHub;
+  version: string;
+  metrics: FleetMetrics;
+}
