@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import type { CliIo } from './io.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerStoreCommands } from './store-commands.js';
+import { registerTokenCommands } from './token-commands.js';
 import { packageVersion } from './version.js';
 
 /** The `fleet` command tree. Parse errors throw CommanderError instead of exiting. */
@@ -15,5 +16,6 @@ export function createProgram(io: CliIo): Command {
     .showHelpAfterError('(add --help for usage)');
   registerStoreCommands(program, io);
   registerServeCommand(program, io);
+  registerTokenCommands(program, io);
   return program;
 }

@@ -46,7 +46,9 @@ export function requireRole(...roles: TokenRole[]) {
     const p = request.principal;
     if (p === null) throw unauthorized('this endpoint needs a bearer token');
     if (!roles.includes(p.role))
-      throw forbidden(`a ${p.role} token cannot do this (needs ${roles.join(' or ')})`);
+      throw forbidden(
+        `${article(p.role)} ${p.role} token cannot do this (needs ${roles.join(' or ')})`,
+      );
   };
 }
 
@@ -73,4 +75,8 @@ export function requestTenant(request: FastifyRequest): string {
     'tenant_required',
     `this token spans several tenants; name one with the ${TENANT_HEADER} header`,
   );
+}
+
+function article(word: string): string {
+  return /^[aeiou]/.test(word) ? 'an' : 'a';
 }

@@ -1,33 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { defaultDataDir } from '../../src/cli/data-dir.js';
 import { openSqliteStore } from '../../src/store/sqlite/open.js';
+import { root, runFleet } from '../helpers/fleet-process.js';
 import { pgUrl } from '../helpers/stores.js';
 
-const root = join(import.meta.dirname, '..', '..');
-const exec = promisify(execFile);
-
-/** Runs the real `fleet` entry point in a child process. */
-async function fleet(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(
-      process.execPath,
-      ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args],
-      { cwd: root, env: { ...process.env, FLEET_DEBUG: '', ...env } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const fleet = runFleet;
 
 describe('fleet CLI', () => {
   it('prints the package version', async () => {

@@ -1,27 +1,16 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isLoopback } from '../../src/server/run-server.js';
+import { launchServe, serveFleet, terminate } from '../helpers/fleet-process.js';
 import { openSqliteStore } from '../../src/store/sqlite/open.js';
 
-const root = join(import.meta.dirname, '..', '..');
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-const children: ChildProcess[] = [];
 const dirs: string[] = [];
 
 afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -31,52 +20,8 @@ function tempDir(): string {
   return dir;
 }
 
-/** Starts the real `fleet serve` in a child process. */
-function launch(args: string[]): Omit<Served, 'url'> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'serve', ...args],
-    { cwd: root, env: { ...process.env, FLEET_DEBUG: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** Starts `fleet serve` and waits for its "listening on <url>" line. */
-async function serve(args: string[]): Promise<Served> {
-  const started = launch(args);
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no listening line:\n${started.stderr()}`)),
-      20_000,
-    );
-    started.child.stdout!.on('data', () => {
-      const match = /^listening on (\S+)$/m.exec(started.stdout());
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    void started.exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`fleet serve exited ${code}:\n${started.stderr()}`));
-    });
-  });
-  return { ...started, url };
-}
-
-/** SIGTERM, then the exit code and how long it took. */
-async function terminate(served: Served): Promise<{ code: number | null; ms: number }> {
-  const start = Date.now();
-  served.child.kill('SIGTERM');
-  const code = await served.exited;
-  return { code, ms: Date.now() - start };
-}
+const launch = (args: string[]) => launchServe(args);
+const serve = (args: string[]) => serveFleet(args);
 
 const readCredentials = (dir: string) =>
   JSON.parse(readFileSync(join(dir, 'credentials.json'), 'utf8')) as {
