@@ -24,3 +24,4 @@ export { externalRefs, planBatch, type ExistingDep, type PlannedJob } from './ba
 export { parseInput } from './validate.js';
 export * from './schemas/token.js';
 export { formatDuration, parseDuration } from './duration.js';
+export * from './protocol/factory-protocol.js';

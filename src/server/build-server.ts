@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
   jsonSchemaTransform,
@@ -11,6 +12,7 @@ import type { Store } from '../store/index.js';
 import { toErrorResponse } from './api-errors.js';
 import { authenticate } from './auth.js';
 import { EventHub } from './event-hub.js';
+import { FactoryRegistry } from './factory/factory-registry.js';
 import { instrumentStore } from './instrument-store.js';
 import { createMetrics, type FleetMetrics } from './metrics.js';
 import { ROUTES } from './routes/index.js';
@@ -30,6 +32,8 @@ export interface ServerOptions {
    * feed it from elsewhere too (e.g. a store wrapped with `instrumentStore` by the caller).
    */
   metrics?: FleetMetrics;
+  /** Lease time to live for factory claims and heartbeats; default 30 s. */
+  leaseTtlMs?: number;
 }
 
 /**
@@ -58,6 +62,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     hub: options.hub ?? new EventHub(),
     version: options.version ?? '0.0.0',
     metrics,
+    leaseTtlMs: options.leaseTtlMs ?? 30_000,
+    factories: new FactoryRegistry(),
   };
 
   app.decorateRequest('principal', null);
@@ -98,6 +104,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     transform: jsonSchemaTransform,
   });
 
+  // Large event batches from factories: up to the HTTP body limit.
+  await app.register(websocket, { options: { maxPayload: 8 * 1024 * 1024 } });
   for (const register of ROUTES) await register(app, context);
   return app;
 }

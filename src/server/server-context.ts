@@ -1,5 +1,6 @@
 import type { Store } from '../store/index.js';
 import type { EventHub } from './event-hub.js';
+import type { FactoryRegistry } from './factory/factory-registry.js';
 import type { FleetMetrics } from './metrics.js';
 
 /** What every route plugin receives. */
@@ -9,4 +10,8 @@ export interface ServerContext {
   hub: EventHub;
   version: string;
   metrics: FleetMetrics;
+  /** Lease time to live handed to factories. */
+  leaseTtlMs: number;
+  /** Factories connected to this replica. */
+  factories?: FactoryRegistry;
 }

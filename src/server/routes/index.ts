@@ -3,6 +3,7 @@ import type { ServerContext } from '../server-context.js';
 import { artifactRoutes } from './artifacts.js';
 import { eventRoutes } from './events.js';
 import { factoryRoutes } from './factories.js';
+import { factorySocketRoutes } from './factory-socket.js';
 import { healthRoutes } from './health.js';
 import { jobRoutes } from './jobs.js';
 import { metricsRoutes } from './metrics.js';
@@ -18,6 +19,7 @@ export const ROUTES: RouteModule[] = [
   eventRoutes,
   artifactRoutes,
   factoryRoutes,
+  factorySocketRoutes,
   tokenRoutes,
   metricsRoutes,
   openApiRoutes,

@@ -93,6 +93,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
       });
       const results = await store.enqueue(specs);
       for (const res of results) hub.publish(res.job.id);
+      if (results.some((x) => x.created && x.job.stage === 'queued')) hub.publishWork(tenant);
       return reply.status(results.some((x) => x.created) ? 201 : 200).send({ jobs: results });
     },
   );
@@ -167,6 +168,8 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
       async (request) => {
         const tenant = requestTenant(request);
         const id = request.params.id;
+        // The holder of a running job is told to stop it (on whichever replica it is connected).
+        const before = verb === 'cancel' ? await store.getJob(tenant, id) : null;
         const job =
           verb === 'cancel'
             ? await store.cancel(
@@ -178,6 +181,15 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
               ? await store.retry(tenant, id)
               : await store.approve(tenant, id);
         hub.publish(job.id);
+        const lease = before?.lease ?? null;
+        if (lease !== null)
+          hub.publishCancel({
+            factoryId: lease.holderFactoryId,
+            jobId: job.id,
+            epoch: lease.leaseEpoch,
+            reason: job.stageReason ?? 'cancelled',
+          });
+        if (job.stage === 'queued') hub.publishWork(tenant);
         return { job };
       },
     );
