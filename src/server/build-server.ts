@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerFactory,
+} from 'fastify';
 import {
   jsonSchemaTransform,
   serializerCompiler,
@@ -34,6 +40,13 @@ export interface ServerOptions {
   metrics?: FleetMetrics;
   /** Lease time to live for factory claims and heartbeats; default 30 s. */
   leaseTtlMs?: number;
+  /**
+   * Makes the HTTP(S) server the app runs on (Fastify's serverFactory), for callers that
+   * listen themselves; WebSocket upgrades are served on it too.
+   */
+  serverFactory?: (
+    route: (req: IncomingMessage, res: ServerResponse) => void,
+  ) => HttpServer | HttpsServer;
 }
 
 /**
@@ -52,6 +65,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     bodyLimit: 8 * 1024 * 1024,
+    // An https.Server is an http.Server as far as Fastify's routing is concerned.
+    ...(options.serverFactory === undefined
+      ? {}
+      : { serverFactory: options.serverFactory as FastifyServerFactory<HttpServer> }),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

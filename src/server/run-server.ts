@@ -3,22 +3,31 @@ import { mkdir } from 'node:fs/promises';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
+  type Server as HttpServer,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { isIP, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../store/index.js';
 import { buildServer } from './build-server.js';
 import { CredentialsFileError, ensureCredentials, type EnsuredCredentials } from './credentials.js';
 import { EventHub } from './event-hub.js';
 import { instrumentStore } from './instrument-store.js';
+import { alwaysLeader, startPgLeadership, type Leadership } from './leader.js';
 import { createMetrics } from './metrics.js';
+import { newReplicaId, PgHubTransport } from './pg-hub-transport.js';
 import { reaperIntervalMs, runReaperLoop } from './reaper-loop.js';
 
 export interface StartServerOptions {
   /** A `postgres://` URL or a SQLite file path; default: `<dataDir>/fleet.db`. */
   db?: string;
+  /**
+   * The PostgreSQL schema holding Fleet's tables, default `fleet`. Replicas on one schema act
+   * as one server (shared wake-ups, one leader); tests use a schema each.
+   */
+  schema?: string;
   /** Holds the embedded database, the artifact blobs and `credentials.json`. */
   dataDir: string;
   host: string;
@@ -40,6 +49,8 @@ export interface RunningServer {
   url: string;
   port: number;
   credentials: EnsuredCredentials;
+  /** Whether this replica leads (runs the reaper); always true on SQLite. */
+  isLeader(): boolean;
   /**
    * Stops accepting connections, ends live event streams (clients resume from Last-Event-ID),
    * lets in-flight requests finish (for up to `shutdownGraceMs`, then cuts them), stops the
@@ -114,11 +125,30 @@ function readTls(files: { certFile: string; keyFile: string }): { cert: Buffer; 
   return { cert: read(files.certFile, '--tls-cert'), key: read(files.keyFile, '--tls-key') };
 }
 
+/** The PostgreSQL database and schema `--db` names, or null for the embedded store. */
+function postgresTarget(
+  options: StartServerOptions,
+): { connectionString: string; schema: string } | null {
+  // As openStore tells PostgreSQL from SQLite.
+  if (options.db === undefined || !/^postgres(ql)?:\/\//.test(options.db)) return null;
+  return { connectionString: options.db, schema: options.schema ?? 'fleet' };
+}
+
 async function openServerStore(options: StartServerOptions): Promise<Store> {
   // Loaded on demand, as the CLI does: the database drivers are not needed before this.
   const { openStore } = await import('../store/index.js');
+  const pgTarget = postgresTarget(options);
   try {
     await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+    if (pgTarget !== null) {
+      const { openPostgresStore } = await import('../store/postgres/open.js');
+      return await openPostgresStore({
+        ...pgTarget,
+        blobDir: join(options.dataDir, 'blobs'),
+        leaseTtlMs: options.leaseTtlMs,
+        logger: options.logger.child({ component: 'store' }),
+      });
+    }
     return await openStore({
       ...(options.db === undefined ? {} : { db: options.db }),
       dataDir: options.dataDir,
@@ -140,33 +170,38 @@ async function serve(
   // One registry for the routes and the reaper: expired leases count in GET /metrics too.
   const metrics = createMetrics(store);
   const instrumented = instrumentStore(store, metrics);
+  // Our own server (Fastify's serverFactory): it can speak TLS, and stop() drains it. Being
+  // app.server, it also carries WebSocket upgrades (the factory protocol). app.close() then runs
+  // as with app.listen(): preClose hooks (live event streams and factory sockets end), then this
+  // hook waits until every connection is closed, then the route modules' onClose hooks
+  // (registered earlier, so run later) release what requests use.
+  let draining = false;
+  let inFlight = 0;
+  let server!: HttpServer | HttpsServer;
   const app = await buildServer({
     store: instrumented,
     logger,
     hub,
     metrics,
     version: options.version,
+    leaseTtlMs: options.leaseTtlMs,
+    serverFactory: (route) => {
+      const handle = (req: IncomingMessage, res: ServerResponse) => {
+        if (draining) res.setHeader('connection', 'close');
+        inFlight++;
+        res.once('close', () => inFlight--);
+        route(req, res);
+      };
+      server = tls === undefined ? createHttpServer(handle) : createHttpsServer(tls, handle);
+      return server;
+    },
   });
 
-  // Our own server rather than app.listen(): it can speak TLS (buildServer has no options for
-  // it), and stop() drains it. app.close() then runs as with app.listen(): preClose hooks (live
-  // event streams end), then this hook waits until every connection is closed, then the route
-  // modules' onClose hooks (registered earlier, so run later) release what requests use.
   let drained: Promise<void> = Promise.resolve();
   app.addHook('onClose', async () => {
     await drained;
   });
   await app.ready();
-
-  let draining = false;
-  let inFlight = 0;
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
-    if (draining) res.setHeader('connection', 'close');
-    inFlight++;
-    res.once('close', () => inFlight--);
-    app.routing(req, res);
-  };
-  const server = tls === undefined ? createHttpServer(handle) : createHttpsServer(tls, handle);
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -204,6 +239,21 @@ async function serve(
     throw err;
   }
 
+  // Replicas on one PostgreSQL schema share wake-ups and elect the one that runs the reaper.
+  // Neither start throws: without PostgreSQL for a moment, followers poll and nobody reaps.
+  const pgTarget = postgresTarget(options);
+  const replica = newReplicaId();
+  let leadership: Leadership = alwaysLeader();
+  if (pgTarget !== null) {
+    const coordination = logger.child({ component: 'replicas', replica });
+    await hub.attach(new PgHubTransport({ ...pgTarget, replicaId: replica, logger: coordination }));
+    leadership = await startPgLeadership({
+      ...pgTarget,
+      replicaId: replica,
+      logger: coordination,
+    });
+  }
+
   const loops = new AbortController();
   const intervalMs = reaperIntervalMs(options.leaseTtlMs);
   const reaper = runReaperLoop({
@@ -212,12 +262,15 @@ async function serve(
     logger: logger.child({ component: 'reaper' }),
     intervalMs,
     signal: loops.signal,
+    isLeader: () => leadership.isLeader,
   });
 
   logger.info(
     {
       url,
       store: store.dialect,
+      ...(pgTarget === null ? {} : { schema: pgTarget.schema, replica }),
+      leader: leadership.isLeader,
       dataDir: options.dataDir,
       leaseTtlMs: options.leaseTtlMs,
       reapEveryMs: intervalMs,
@@ -250,6 +303,11 @@ async function serve(
       }
       loops.abort();
       await reaper;
+      // Another replica takes the lead; this one stops hearing and telling them.
+      await leadership.close();
+      await hub
+        .close()
+        .catch((err: unknown) => logger.error({ err }, 'closing the hub transport failed'));
       await store
         .close()
         .catch((err: unknown) => logger.error({ err }, 'closing the store failed'));
@@ -258,7 +316,7 @@ async function serve(
     return stopping;
   };
 
-  return { url, port, credentials, stop };
+  return { url, port, credentials, isLeader: () => leadership.isLeader, stop };
 }
 
 function listenError(host: string, port: number, err: unknown): Error {
