@@ -2,6 +2,10 @@ import { parseArgs } from 'node:util';
 
 export type StoreKind = 'sqlite' | 'postgres';
 
+/** The measurements the bench can run. */
+export const SECTIONS = ['burn-down', 'latency', 'ingest'] as const;
+export type Section = (typeof SECTIONS)[number];
+
 export interface BenchOptions {
   json: boolean;
   jobs: number;
@@ -13,7 +17,25 @@ export interface BenchOptions {
   pgUrl: string;
   pgbenchSeconds: number;
   pgbench: boolean;
+  /** What runs: the store burn-down, submit → claimed latency, event ingest. */
+  only: Section[];
+  /** Timed submit → claimed samples per store. */
+  latencyJobs: number;
+  /** Submits before the timed ones, not counted. */
+  latencyWarmup: number;
+  /** Events per ingest run; null: the per-store default. */
+  ingestEvents: number | null;
+  /** Events per `events` request. */
+  ingestBatch: number;
+  /** `events` requests in flight on the events lane. */
+  ingestInFlight: number;
 }
+
+/** Events per ingest run when --ingest-events is absent. */
+export const DEFAULT_INGEST_EVENTS: Record<StoreKind, number> = {
+  sqlite: 200_000,
+  postgres: 100_000,
+};
 
 export const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -26,7 +48,13 @@ export const USAGE = `usage: npm run bench -- [options]
   --stores LIST          sqlite,postgres (default both)
   --pg-url URL           PostgreSQL database (default $FLEET_BENCH_PG_URL or ${DEFAULT_PG_URL})
   --pgbench-seconds S    pgbench run length (default 10)
-  --no-pgbench           skip the pgbench baseline`;
+  --no-pgbench           skip the pgbench baseline (it only runs with the burn-down)
+  --only LIST            burn-down,latency,ingest (default all three)
+  --latency-jobs N       timed submit → claimed samples per store (default 500)
+  --latency-warmup N     submits before those, not counted (default 50)
+  --ingest-events N      events per ingest run (default 200000 on SQLite, 100000 on PostgreSQL)
+  --ingest-batch N       events per events request (default 500, at most 10000)
+  --ingest-in-flight N   events requests in flight (default 8)`;
 
 function positiveInt(flag: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -43,6 +71,23 @@ function storeList(raw: string | undefined): StoreKind[] {
     if (k !== 'sqlite' && k !== 'postgres')
       throw new Error(`--stores: unknown store "${k}" (use sqlite, postgres)`);
   return [...new Set(kinds as StoreKind[])];
+}
+
+function nonNegativeInt(flag: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0)
+    throw new Error(`${flag} needs a non-negative integer, got "${raw}"`);
+  return n;
+}
+
+function sectionList(raw: string | undefined): Section[] {
+  if (raw === undefined) return [...SECTIONS];
+  const names = raw.split(',').map((s) => s.trim());
+  for (const n of names)
+    if (!(SECTIONS as readonly string[]).includes(n))
+      throw new Error(`--only: unknown measurement "${n}" (use ${SECTIONS.join(', ')})`);
+  return SECTIONS.filter((s) => names.includes(s));
 }
 
 /** Parses the bench's flags (`argv` without node and the script); throws on a bad flag. */
@@ -64,9 +109,18 @@ export function parseBenchArgs(
       'pg-url': { type: 'string' },
       'pgbench-seconds': { type: 'string' },
       'no-pgbench': { type: 'boolean' },
+      only: { type: 'string' },
+      'latency-jobs': { type: 'string' },
+      'latency-warmup': { type: 'string' },
+      'ingest-events': { type: 'string' },
+      'ingest-batch': { type: 'string' },
+      'ingest-in-flight': { type: 'string' },
     },
   });
   const jobs = positiveInt('--jobs', values.jobs, 50_000);
+  const ingestBatch = positiveInt('--ingest-batch', values['ingest-batch'], 500);
+  // The protocol takes at most 10,000 events per batch.
+  if (ingestBatch > 10_000) throw new Error(`--ingest-batch is at most 10000, got ${ingestBatch}`);
   return {
     json: values.json ?? false,
     jobs,
@@ -77,5 +131,14 @@ export function parseBenchArgs(
     pgUrl: values['pg-url'] ?? env.FLEET_BENCH_PG_URL ?? DEFAULT_PG_URL,
     pgbenchSeconds: positiveInt('--pgbench-seconds', values['pgbench-seconds'], 10),
     pgbench: !(values['no-pgbench'] ?? false),
+    only: sectionList(values.only),
+    latencyJobs: positiveInt('--latency-jobs', values['latency-jobs'], 500),
+    latencyWarmup: nonNegativeInt('--latency-warmup', values['latency-warmup'], 50),
+    ingestEvents:
+      values['ingest-events'] === undefined
+        ? null
+        : positiveInt('--ingest-events', values['ingest-events'], 0),
+    ingestBatch,
+    ingestInFlight: positiveInt('--ingest-in-flight', values['ingest-in-flight'], 8),
   };
 }

@@ -1,10 +1,26 @@
 import { performance } from 'node:perf_hooks';
-import { parseBenchArgs, USAGE, type BenchOptions } from './args.js';
+import {
+  DEFAULT_INGEST_EVENTS,
+  parseBenchArgs,
+  USAGE,
+  type BenchOptions,
+  type StoreKind,
+} from './args.js';
 import { burnDown, enqueueJobs } from './burn-down.js';
+import { eventIngest } from './event-ingest.js';
 import { runPgbench } from './pgbench.js';
 import { planVariants } from './plan.js';
-import { toJson, toTable, type BenchReport, type ResultRow } from './report.js';
-import { withFreshStore } from './stores.js';
+import {
+  toJson,
+  toTable,
+  type BenchReport,
+  type IngestRow,
+  type LatencyRow,
+  type ResultRow,
+} from './report.js';
+import { submitToClaim } from './server-latency.js';
+import { withServer } from './server.js';
+import { withFreshStore, type StoreSetup } from './stores.js';
 
 /** Progress and diagnostics: always stderr, so `--json` keeps stdout to one document. */
 const progress = (line: string): void => {
@@ -13,11 +29,12 @@ const progress = (line: string): void => {
 
 async function main(o: BenchOptions): Promise<void> {
   const started = performance.now();
-  const variants = planVariants(o);
+  const burnDowns = o.only.includes('burn-down');
+  const variants = burnDowns ? planVariants(o) : [];
 
   let pgbenchTps: number | null = null;
-  let pgbenchNote = 'skipped: --no-pgbench';
-  if (o.pgbench) {
+  let pgbenchNote = burnDowns ? 'skipped: --no-pgbench' : 'skipped: no burn-down';
+  if (o.pgbench && burnDowns) {
     const r = await runPgbench(o.pgUrl, o.concurrency, o.pgbenchSeconds, progress);
     pgbenchTps = r.tps;
     const clients = `-N -c ${o.concurrency} -T ${o.pgbenchSeconds}, scale 1`;
@@ -55,9 +72,62 @@ async function main(o: BenchOptions): Promise<void> {
     });
   }
 
-  const report: BenchReport = { results, baseline: { pgbenchTps } };
+  const latency: LatencyRow[] = [];
+  const ingest: IngestRow[] = [];
+  for (const kind of o.stores) {
+    // The server's default configuration: SQLite with durability normal.
+    const setup: StoreSetup = { store: kind, durability: 'normal', concurrency: o.concurrency };
+    if (o.only.includes('latency')) latency.push(await runLatency(o, kind, setup));
+    if (o.only.includes('ingest')) ingest.push(await runIngest(o, kind, setup));
+  }
+
+  const report: BenchReport = { results, latency, ingest, baseline: { pgbenchTps } };
   progress(`total bench time ${((performance.now() - started) / 1000).toFixed(1)} s`);
   process.stdout.write(`${o.json ? toJson(report) : toTable(report, pgbenchNote)}\n`);
+}
+
+async function runLatency(
+  o: BenchOptions,
+  kind: StoreKind,
+  setup: StoreSetup,
+): Promise<LatencyRow> {
+  progress(
+    `submit-to-claim on ${kind}: ${o.latencyWarmup} warm-up + ${o.latencyJobs} timed submits`,
+  );
+  const r = await withFreshStore(setup, o.pgUrl, async (store, where) => {
+    progress(`  store: ${where}`);
+    return withServer(store, (server) =>
+      submitToClaim(store, server, { samples: o.latencyJobs, warmup: o.latencyWarmup }, progress),
+    );
+  });
+  progress(`  p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms`);
+  return { name: 'submit-to-claim', store: kind, ...r } satisfies LatencyRow;
+}
+
+async function runIngest(o: BenchOptions, kind: StoreKind, setup: StoreSetup): Promise<IngestRow> {
+  const config = {
+    events: o.ingestEvents ?? DEFAULT_INGEST_EVENTS[kind],
+    batch: o.ingestBatch,
+    inFlight: o.ingestInFlight,
+  };
+  progress(
+    `event-ingest on ${kind}: ${config.events} events, batch ${config.batch}, ` +
+      `${config.inFlight} in flight`,
+  );
+  const r = await withFreshStore(setup, o.pgUrl, async (store, where) => {
+    progress(`  store: ${where}`);
+    return withServer(store, (server) => eventIngest(store, server, config, progress));
+  });
+  progress(`  ${r.eventsPerSec.toFixed(0)} events/s in ${r.seconds.toFixed(2)} s`);
+  return {
+    name: 'event-ingest',
+    store: kind,
+    events: r.events,
+    batch: config.batch,
+    inFlight: config.inFlight,
+    eventsPerSec: r.eventsPerSec,
+    seconds: r.seconds,
+  } satisfies IngestRow;
 }
 
 let options: BenchOptions;

@@ -19,12 +19,15 @@ async function dropSchema(connectionString: string, schema: string): Promise<voi
   }
 }
 
+/** What opening a store needs to know of a run: the store, its durability, its concurrency. */
+export type StoreSetup = Pick<Variant, 'store' | 'durability' | 'concurrency'>;
+
 /**
  * Opens a fresh, empty store for `variant`, runs `body` on it, then closes it and removes what
  * it created (the temp directory; the PostgreSQL schema), also when `body` throws.
  */
 export async function withFreshStore<T>(
-  variant: Variant,
+  variant: StoreSetup,
   pgUrl: string,
   body: (store: Store, where: string) => Promise<T>,
 ): Promise<T> {

@@ -188,8 +188,14 @@ export class FactorySession {
         const job = r.type === 'complete' ? await store.complete(r) : await store.fail(r);
         entry.held.delete(job.id);
         hub.publish(job.id);
-        // Requeued jobs and promoted dependents are work for someone.
-        hub.publishWork(job.tenant);
+        // A completion may have queued dependents: wake claimers then, and only then (an
+        // empty claim would queue on the control lane ahead of a real one). A requeued failure
+        // waits out its backoff, so it is picked up by the next poll.
+        if (
+          r.type === 'complete' &&
+          (await store.listJobs(job.tenant, { stage: 'queued', limit: 1 })).items.length > 0
+        )
+          hub.publishWork(job.tenant);
         return { job };
       }
     }
