@@ -95,3 +95,25 @@ export class FleetResponseError extends FleetClientError {
     this.requestId = init.requestId;
   }
 }
+
+/**
+ * The server answered a factory-socket request with an error (`stale_lease`, `invalid_input`,
+ * `not_registered`…): the request was refused, the connection is fine. `route` names the
+ * request (`WS /v1/factory complete`).
+ */
+export class FactoryProtocolError extends FleetClientError {
+  readonly code: string;
+  readonly issues: ApiIssue[] | undefined;
+
+  constructor(init: {
+    route: string;
+    code: string;
+    message: string;
+    issues?: ApiIssue[] | undefined;
+  }) {
+    super(init.route, init.message);
+    this.name = 'FactoryProtocolError';
+    this.code = init.code;
+    this.issues = init.issues;
+  }
+}

@@ -664,7 +664,7 @@ function errorBody(
 }
 
 /** Errno-style codes along an error's cause chain, mapped to what they mean for a caller. */
-function failureOf(err: unknown): ConnectionFailure {
+export function failureOf(err: unknown): ConnectionFailure {
   const codes = new Set<string>();
   const walk = (e: unknown, depth: number) => {
     if (depth > 8 || typeof e !== 'object' || e === null) return;

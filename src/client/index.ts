@@ -16,6 +16,25 @@ export {
   type ReconnectPolicy,
 } from './fleet-client.js';
 export {
+  FactoryConnection,
+  type ClaimResult,
+  type EventBatch,
+  type EventsResult,
+  type FactoryConnectionOptions,
+  type FactoryHello,
+  type FactoryIdentity,
+  type FactoryLogger,
+  type HeartbeatOptions,
+  type HeartbeatResult,
+  type ReconcileResult,
+  type RunFailure,
+  type RunReport,
+  type StaleRef,
+} from './factory-connection.js';
+export { ConnectionStateMachine, canMove, type ConnectionState } from './connection-state.js';
+export { reconnectDelayMs, type ReconnectBackoff } from './backoff.js';
+export {
+  FactoryProtocolError,
   FleetApiError,
   FleetClientError,
   FleetConnectionError,
@@ -39,6 +58,7 @@ export {
   buildUrl,
   encodeQuery,
   encodeSegment,
+  factorySocketUrl,
   fillPath,
   parseBaseUrl,
   type BaseUrl,

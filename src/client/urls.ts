@@ -90,3 +90,8 @@ export function buildUrl(
   const search = encodeQuery(query);
   return `${base.origin}${base.prefix}${fillPath(template, params)}${search === '' ? '' : `?${search}`}`;
 }
+
+/** The factory socket's URL (`ws://…/v1/factory`, `wss://` behind https) on the server at `base`. */
+export function factorySocketUrl(base: BaseUrl, query?: Query): string {
+  return buildUrl(base, '/v1/factory', undefined, query).replace(/^http/, 'ws');
+}

@@ -4,7 +4,7 @@ import { onTestFinished } from 'vitest';
 import { FleetClient, type FleetClientOptions } from '../../src/client/index.js';
 import type { Claimed, Store } from '../../src/store/index.js';
 import type { StoreKind } from '../helpers/stores.js';
-import { type OpenedServer, openServer } from '../server/helpers.js';
+import { type OpenServerOptions, type OpenedServer, openServer } from '../server/helpers.js';
 
 export interface ListeningServer extends OpenedServer {
   baseUrl: string;
@@ -14,8 +14,11 @@ export interface ListeningServer extends OpenedServer {
 }
 
 /** A fresh store with the HTTP app listening on a free loopback port (closed after the test). */
-export async function listen(kind: StoreKind): Promise<ListeningServer> {
-  const server = await openServer(kind);
+export async function listen(
+  kind: StoreKind,
+  options: OpenServerOptions = {},
+): Promise<ListeningServer> {
+  const server = await openServer(kind, options);
   await server.app.listen({ port: 0, host: '127.0.0.1' });
   // After a client aborts a stream, undici opens a spare connection that sends nothing; the
   // server would wait for its keep-alive timeout to close. Drop every socket first (the after

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { onTestFinished } from 'vitest';
 import type { TokenRole } from '../../src/core/index.js';
-import { buildServer, newTokenSecret } from '../../src/server/index.js';
+import { type ServerOptions, buildServer, newTokenSecret } from '../../src/server/index.js';
 import { instrumentStore } from '../../src/server/instrument-store.js';
 import { createMetrics, type FleetMetrics } from '../../src/server/metrics.js';
-import type { Store } from '../../src/store/index.js';
+import type { Store, StoreOptions } from '../../src/store/index.js';
 import type { OpenedStore, StoreKind } from '../helpers/stores.js';
 
 export interface OpenedServer extends OpenedStore {
@@ -18,12 +18,22 @@ export interface OpenedServer extends OpenedStore {
   token(role: TokenRole, tenants?: string[], jobId?: string | null): Promise<string>;
 }
 
+export interface OpenServerOptions {
+  /** More server options (e.g. a short `leaseTtlMs`). */
+  server?: Partial<Omit<ServerOptions, 'store' | 'metrics'>>;
+  /** More store options (e.g. `clock: Date.now` for a test that runs in real time). */
+  store?: Partial<StoreOptions>;
+}
+
 /** A fresh store with the HTTP app on it (not listening: tests use `app.inject`). */
-export async function openServer(kind: StoreKind): Promise<OpenedServer> {
-  const opened = await kind.open();
+export async function openServer(
+  kind: StoreKind,
+  options: OpenServerOptions = {},
+): Promise<OpenedServer> {
+  const opened = await kind.open(options.store);
   const metrics = createMetrics(opened.store);
   const served = instrumentStore(opened.store, metrics);
-  const app = await buildServer({ store: served, version: 'test', metrics });
+  const app = await buildServer({ version: 'test', ...options.server, store: served, metrics });
   onTestFinished(() => app.close());
   const token = async (role: TokenRole, tenants: string[] = [], jobId: string | null = null) => {
     const s = newTokenSecret(role);

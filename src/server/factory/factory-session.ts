@@ -290,6 +290,8 @@ export class FactorySession {
     // Last socket gone: the factory is offline (its leases run on until they expire).
     const { store, tenants } = this.ctx;
     const factory = await store.getFactory(tenants[0]!, entry.factoryId);
+    // A fast reconnect may have said hello meanwhile: then it is online again, leave it so.
+    if (this.ctx.registry.get(entry.factoryId) !== undefined) return;
     if (factory !== null && factory.status === 'online') {
       await store
         .updateFactory(tenants[0]!, factory.id, factory.rev, { status: 'offline' })
