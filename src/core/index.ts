@@ -25,3 +25,5 @@ export { parseInput } from './validate.js';
 export * from './schemas/token.js';
 export { formatDuration, parseDuration } from './duration.js';
 export * from './protocol/factory-protocol.js';
+export { PRICES, estimateCostUsd, priceFor, type ModelPrice } from './pricing.js';
+export * from './api-bodies.js';

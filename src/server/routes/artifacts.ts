@@ -1,11 +1,19 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { Artifact, ArtifactSpec, Id, InvalidInputError, NotFoundError } from '../../core/index.js';
+import type { Artifact } from '../../core/index.js';
+import {
+  ArtifactSpec,
+  Id,
+  InvalidInputError,
+  NotFoundError,
+  ArtifactListResponse,
+  ArtifactResponse,
+} from '../../core/index.js';
 import type { Store } from '../../store/index.js';
-import { ErrorBody } from '../api-errors.js';
 import { requestTenant, requireRole } from '../auth.js';
 import type { ServerContext } from '../server-context.js';
+import { ERROR_RESPONSES, IdParams, TenantQuery } from './common.js';
 import { readableJob } from './jobs.js';
 
 const token = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
@@ -35,13 +43,8 @@ export const PutArtifactQuery = z
     mediaType: MediaType.optional(),
   })
   .strict();
-export const ArtifactList = z.object({ items: z.array(Artifact) });
-export const ArtifactResponse = z.object({ artifact: Artifact });
 
-const JobParams = z.object({ id: Id });
-const ArtifactParams = z.object({ id: Id });
-const TenantQuery = z.object({ tenant: z.string().optional() }).strict();
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const errors = ERROR_RESPONSES;
 const readers = ['admin', 'operator', 'factory', 'agent'] as const;
 
 /** Artifacts: blobs a run leaves behind (transcripts, diffs, logs), uploaded as raw bytes. */
@@ -55,9 +58,9 @@ export async function artifactRoutes(app: FastifyInstance, ctx: ServerContext): 
       preHandler: requireRole(...readers),
       schema: {
         summary: "A job's artifacts, oldest first",
-        params: JobParams,
+        params: IdParams,
         querystring: TenantQuery,
-        response: { 200: ArtifactList, ...errors },
+        response: { 200: ArtifactListResponse, ...errors },
       },
     },
     async (request) => {
@@ -79,7 +82,7 @@ export async function artifactRoutes(app: FastifyInstance, ctx: ServerContext): 
         schema: {
           summary: 'Upload an artifact: the request body is its bytes; fenced by the lease epoch',
           consumes: ['application/octet-stream'],
-          params: JobParams,
+          params: IdParams,
           querystring: PutArtifactQuery,
           body: RawBytes.nullish(),
           response: { 201: ArtifactResponse, ...errors },
@@ -118,7 +121,7 @@ export async function artifactRoutes(app: FastifyInstance, ctx: ServerContext): 
       preHandler: requireRole(...readers),
       schema: {
         summary: "An artifact's metadata",
-        params: ArtifactParams,
+        params: IdParams,
         querystring: TenantQuery,
         response: { 200: ArtifactResponse, ...errors },
       },
@@ -132,7 +135,7 @@ export async function artifactRoutes(app: FastifyInstance, ctx: ServerContext): 
       preHandler: requireRole(...readers),
       schema: {
         summary: "An artifact's bytes, served with its media type",
-        params: ArtifactParams,
+        params: IdParams,
         querystring: TenantQuery,
         produces: ['application/octet-stream', 'application/json'],
         response: { 200: RawBytes, ...errors },

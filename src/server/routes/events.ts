@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { EventInput, Id, JobEvent } from '../../core/index.js';
-import { ErrorBody } from '../api-errors.js';
+import { EventInput, AppendEventsResponse, EventPageResponse } from '../../core/index.js';
 import { requireRole } from '../auth.js';
 import type { ServerContext } from '../server-context.js';
+import { ERROR_RESPONSES, IdParams, TenantQuery } from './common.js';
 import { type FollowHandle, followEvents } from '../sse-stream.js';
 import { readableJob } from './jobs.js';
 
@@ -30,11 +30,6 @@ const EventsHeaders = z.looseObject({
     .regex(/^\d{1,15}$/, 'expected the seq of the last event received')
     .optional(),
 });
-export const EventPage = z.object({
-  items: z.array(JobEvent),
-  /** The `after` of the next page, or null on the last one. */
-  next: z.number().int().nullable(),
-});
 
 /** What a writer sends: an event type is one line, and `end` is the stream's own. */
 const PostedEvent = EventInput.extend({
@@ -49,14 +44,8 @@ export const AppendEventsBody = z
     events: z.array(PostedEvent).min(1).max(10_000),
   })
   .strict();
-export const AppendEventsResponse = z.object({
-  firstSeq: z.number().int(),
-  lastSeq: z.number().int(),
-});
 
-const JobParams = z.object({ id: Id });
-const TenantQuery = z.object({ tenant: z.string().optional() }).strict();
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const errors = ERROR_RESPONSES;
 
 /** `/v1/jobs/:id/events`: read a job's stream a page at a time or live, and append to it. */
 export async function eventRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
@@ -74,10 +63,10 @@ export async function eventRoutes(app: FastifyInstance, ctx: ServerContext): Pro
       preHandler: requireRole('admin', 'operator', 'factory', 'agent'),
       schema: {
         summary: "A job's events in seq order; with follow=1 a text/event-stream that stays open",
-        params: JobParams,
+        params: IdParams,
         querystring: EventsQuery,
         headers: EventsHeaders,
-        response: { 200: EventPage, ...errors },
+        response: { 200: EventPageResponse, ...errors },
       },
     },
     async (request, reply) => {
@@ -119,7 +108,7 @@ export async function eventRoutes(app: FastifyInstance, ctx: ServerContext): Pro
       preHandler: requireRole('factory', 'admin'),
       schema: {
         summary: "Append events to a job's stream, fenced by the writer's lease epoch",
-        params: JobParams,
+        params: IdParams,
         querystring: TenantQuery,
         body: AppendEventsBody,
         response: { 200: AppendEventsResponse, ...errors },

@@ -1,14 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
-import { ConflictError, Factory, Id, NotFoundError } from '../../core/index.js';
-import { ErrorBody } from '../api-errors.js';
+import {
+  ConflictError,
+  NotFoundError,
+  FactoryListResponse,
+  FactoryResponse,
+} from '../../core/index.js';
 import { requestTenant, requireRole } from '../auth.js';
 import type { ServerContext } from '../server-context.js';
+import { ERROR_RESPONSES, IdParams, TenantQuery } from './common.js';
 
-const FactoryParams = z.object({ id: Id });
-const TenantQuery = z.object({ tenant: z.string().optional() }).strict();
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const errors = ERROR_RESPONSES;
 
 /** Tries of the read-then-write drain before a busy factory's rev churn becomes a 409. */
 const DRAIN_TRIES = 3;
@@ -25,7 +27,7 @@ export async function factoryRoutes(app: FastifyInstance, ctx: ServerContext): P
       schema: {
         summary: 'List the factories of the caller tenant',
         querystring: TenantQuery,
-        response: { 200: z.object({ items: z.array(Factory) }), ...errors },
+        response: { 200: FactoryListResponse, ...errors },
       },
     },
     async (request) => ({ items: await store.listFactories(requestTenant(request)) }),
@@ -37,9 +39,9 @@ export async function factoryRoutes(app: FastifyInstance, ctx: ServerContext): P
       preHandler: requireRole('admin', 'operator'),
       schema: {
         summary: 'Drain a factory: it finishes its running jobs and claims no more',
-        params: FactoryParams,
+        params: IdParams,
         querystring: TenantQuery,
-        response: { 200: z.object({ factory: Factory }), ...errors },
+        response: { 200: FactoryResponse, ...errors },
       },
     },
     async (request) => {

@@ -1,28 +1,28 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Insights, Job, Run, JobInsightsTotals } from '../../core/index.js';
 import {
   Id,
-  Insights,
   JOB_STAGES,
-  Job,
   JobSpec,
   type JobStage,
   NotFoundError,
-  Run,
+  JobDetailResponse,
+  JobPageResponse,
+  JobResponse,
+  SubmitResponse,
 } from '../../core/index.js';
 import type { Store } from '../../store/index.js';
-import { ErrorBody, forbidden } from '../api-errors.js';
+import { forbidden } from '../api-errors.js';
 import { requestTenant, requireRole } from '../auth.js';
 import type { ServerContext } from '../server-context.js';
+import { ERROR_RESPONSES, IdParams, TenantQuery } from './common.js';
 
 /** A job as submitted over the API: a store job spec, its tenant taken from the request. */
 export const JobInput = JobSpec.omit({ tenant: true });
 
 export const SubmitBody = z.object({ jobs: z.array(JobInput).min(1).max(1000) }).strict();
-export const SubmitResponse = z.object({
-  jobs: z.array(z.object({ job: Job, created: z.boolean() })),
-});
 
 const stageList = z
   .string()
@@ -41,28 +41,14 @@ export const ListJobsQuery = z
     after: z.string().min(1).optional(),
   })
   .strict();
-export const JobPage = z.object({ items: z.array(Job), next: z.string().nullable() });
 
-/** Totals over every run of a job. */
-export const JobInsights = Insights.pick({
-  tokensIn: true,
-  tokensOut: true,
-  tokensCached: true,
-  costUsd: true,
-  turns: true,
-  toolCalls: true,
-}).required();
-export const JobDetail = z.object({ job: Job, runs: z.array(Run), insights: JobInsights });
-
-const JobParams = z.object({ id: Id });
-const TenantQuery = z.object({ tenant: z.string().optional() }).strict();
 /** Optional: a bodiless POST cancels with reason `cancelled_by_user`. */
 const CancelBody = z
   .object({ reason: z.string().min(1).max(200) })
   .strict()
   .nullish();
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const errors = ERROR_RESPONSES;
 
 /** `/v1/jobs`: submit, list, read, and the person-driven verbs (cancel, retry, approve). */
 export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
@@ -105,7 +91,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
       schema: {
         summary: 'List jobs, newest first',
         querystring: ListJobsQuery,
-        response: { 200: JobPage, ...errors },
+        response: { 200: JobPageResponse, ...errors },
       },
     },
     async (request) => {
@@ -135,9 +121,9 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
       preHandler: requireRole('admin', 'operator', 'factory', 'agent'),
       schema: {
         summary: 'A job with its runs, lease, checkpoint and insight totals',
-        params: JobParams,
+        params: IdParams,
         querystring: TenantQuery,
-        response: { 200: JobDetail, ...errors },
+        response: { 200: JobDetailResponse, ...errors },
       },
     },
     async (request) => {
@@ -159,10 +145,10 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
         preHandler: requireRole('admin', 'operator'),
         schema: {
           summary,
-          params: JobParams,
+          params: IdParams,
           querystring: TenantQuery,
           ...(verb === 'cancel' ? { body: CancelBody } : {}),
-          response: { 200: z.object({ job: Job }), ...errors },
+          response: { 200: JobResponse, ...errors },
         },
       },
       async (request) => {
@@ -209,7 +195,7 @@ export async function readableJob(store: Store, request: FastifyRequest, id: str
   return job;
 }
 
-function totals(runs: Run[]): z.infer<typeof JobInsights> {
+function totals(runs: Run[]): z.infer<typeof JobInsightsTotals> {
   const sum = (f: (i: Insights) => number | undefined) =>
     runs.reduce((acc, run) => acc + (f(run.insights) ?? 0), 0);
   return {

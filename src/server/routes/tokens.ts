@@ -1,16 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { Id, Tenant, Token, TokenSpec } from '../../core/index.js';
+import { Tenant, Token, TokenSpec, CreatedTokenResponse } from '../../core/index.js';
 import { ErrorBody } from '../api-errors.js';
 import { requireRole } from '../auth.js';
 import type { ServerContext } from '../server-context.js';
+import { IdParams } from './common.js';
 import { newTokenSecret } from '../token-secret.js';
 
-/** A new token with its secret: the only response that ever carries the secret. */
-export const MintedToken = z.object({ token: Token, secret: z.string() });
-
-const TokenParams = z.object({ id: Id });
 /** Admin tokens see every tenant's tokens; `?tenant=` narrows the list to one. */
 const ListTokensQuery = z.object({ tenant: Tenant.optional() }).strict();
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
@@ -27,7 +24,7 @@ export async function tokenRoutes(app: FastifyInstance, ctx: ServerContext): Pro
       schema: {
         summary: 'Mint a token; the response carries its secret, shown this once',
         body: TokenSpec,
-        response: { 201: MintedToken, ...errors },
+        response: { 201: CreatedTokenResponse, ...errors },
       },
     },
     async (request, reply) => {
@@ -58,7 +55,7 @@ export async function tokenRoutes(app: FastifyInstance, ctx: ServerContext): Pro
       preHandler: requireRole('admin'),
       schema: {
         summary: 'Revoke a token: requests bearing it are refused from now on',
-        params: TokenParams,
+        params: IdParams,
         response: { 200: z.object({ token: Token }), ...errors },
       },
     },
