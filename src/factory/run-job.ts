@@ -1,0 +1,359 @@
+import type {
+  Checkpoint,
+  EventInput,
+  Insights,
+  Job,
+  RunExit,
+  RunResult,
+  VerifyResult,
+} from '../core/index.js';
+import type { AgentState, Engine, EngineParser, EngineRunInput } from '../engines/engine.js';
+import { commitAll, diffstat } from './checkpoint.js';
+import { DEFAULT_GRACE_MS, spawnProcess } from './spawn-agent.js';
+import { runVerify, TailBuffer, VERIFY_TAIL_BYTES } from './verify.js';
+import {
+  branchName,
+  createWorktree,
+  detachWorktree,
+  removeWorktree,
+  repoRoot,
+  type Workspace,
+} from './worktree.js';
+
+export interface RunJobInput {
+  job: Pick<Job, 'id' | 'key' | 'bodyMd' | 'verify' | 'timeoutMs' | 'checkpoint'> & {
+    cwd: string;
+    env?: Record<string, string>;
+    /** Times the agent may be resumed to fix a failing verify; default 1. */
+    fixAttempts?: number;
+    /** Runs (`bash -c`) in the worktree before the agent. */
+    setup?: string;
+    yolo?: boolean;
+    model?: string;
+  };
+  engine: Engine;
+  /** Where worktrees go. */
+  workRoot: string;
+  /** FLEET_URL, FLEET_JOB_ID, FLEET_TOKEN, FLEET_PORT…: passed to every process, last. */
+  env: Record<string, string>;
+  graceMs?: number;
+  /** Cancel or lease loss. An abort whose reason is 'lease_lost' ends the run as lease_lost. */
+  signal?: AbortSignal;
+  onEvent?: (event: EventInput) => void;
+  onState?: (state: AgentState) => void;
+  /** Lines longer than this are split (see LineSplitter). */
+  maxLineChars?: number;
+}
+
+export interface RunOutcome {
+  result: RunResult;
+  exit: RunExit | null;
+  verifyResult: VerifyResult | null;
+  insights: Insights;
+  /** Work in progress committed on a run that did not succeed and changed something. */
+  checkpoint: Checkpoint | null;
+  /** The deliverable: the branch's commit after a successful run (in a git repository). */
+  commit: string | null;
+  /** The worktree (or, in place, the job's cwd). Kept unless the run succeeded. */
+  worktree: string;
+  branch: string | null;
+  sessionId: string | null;
+}
+
+/** The reason to pass to `AbortController.abort` when the lease was lost. */
+export const LEASE_LOST = 'lease_lost';
+
+/**
+ * Runs one attempt of a job to its end, with no server involved:
+ *
+ * 1. Workspace: a git worktree on `fleet/<key or id>` from the repository holding `job.cwd`
+ *    (from the job's checkpoint when it has one); a cwd outside git runs in place, and a
+ *    `workspace` event says so.
+ * 2. Setup (`bash -c`), when set. A failing setup ends the run as `crashed`: the agent never
+ *    ran, the cause is the environment, and nothing is checkpointed.
+ * 3. The engine's command, in its own process group, with the factory's environment, the job's
+ *    `env`, the engine's env and `env` (Fleet's variables) layered in that order.
+ * 4. Verify, after the agent exits 0. On failure with fix attempts left, the agent's session is
+ *    resumed with the failing output as its next message, then verify runs again. An engine
+ *    that reports no session (the shell engine) has no fix loop: the run is `gate_failed`.
+ * 5. Success: everything is committed on the branch (`commit`) and the worktree removed.
+ *    Otherwise: uncommitted work is committed as a checkpoint when the run changed anything,
+ *    the worktree is kept (HEAD detached, so the branch is free for a retry).
+ *
+ * `job.timeoutMs` bounds the whole run (setup, agent, verify, fix attempts): at the deadline
+ * the running process group gets SIGTERM, then SIGKILL after `graceMs`. An abort does the same.
+ * Never rejects: unexpected failures end as `crashed` with an `error` event. An `onEvent` or
+ * `onState` that throws is ignored (it must not stop the agent from inside a stream handler).
+ *
+ * A run without a checkpoint (re)creates `fleet/<key or id>` at the repository's HEAD; one with
+ * a checkpoint resets it to the checkpoint's commit. The deliverable `commit` is the branch's
+ * HEAD after the run, also when the agent committed on its own or changed nothing (then it is
+ * the start commit). Diffstat insights count this run's changes (start..end); a checkpoint's
+ * `wipBase` is the base of the whole line of work (carried over from the job's checkpoint).
+ */
+export async function runJob(input: RunJobInput): Promise<RunOutcome> {
+  const { job, engine } = input;
+  // A throwing listener must not kill the run from inside a stream handler: swallow its error.
+  const onEvent = (event: EventInput): void => {
+    try {
+      input.onEvent?.(event);
+    } catch {
+      /* the listener's problem, not the run's */
+    }
+  };
+  const onState = (state: AgentState): void => {
+    try {
+      input.onState?.(state);
+    } catch {
+      /* as above */
+    }
+  };
+  const emit = (type: string, data: Record<string, unknown>): void => onEvent({ type, data });
+  const graceMs = input.graceMs ?? DEFAULT_GRACE_MS;
+  const deadline = job.timeoutMs == null ? null : Date.now() + job.timeoutMs;
+  const parser = engine.parser({ model: job.model });
+
+  const outcome: RunOutcome = {
+    result: 'crashed',
+    exit: null,
+    verifyResult: null,
+    insights: {},
+    checkpoint: null,
+    commit: null,
+    worktree: job.cwd,
+    branch: null,
+    sessionId: null,
+  };
+
+  let ws: Workspace;
+  try {
+    ws = await openWorkspace(input);
+  } catch (error) {
+    emit('error', { message: `could not prepare the workspace: ${messageOf(error)}` });
+    return outcome;
+  }
+  outcome.worktree = ws.root;
+  outcome.branch = ws.branch;
+  emit(
+    'workspace',
+    ws.inPlace
+      ? {
+          inPlace: true,
+          path: ws.cwd,
+          reason: `${job.cwd} is not a git repository; running in place`,
+        }
+      : { inPlace: false, path: ws.cwd, branch: ws.branch, base: ws.start },
+  );
+
+  const env: Record<string, string> = {
+    ...stringEnv(process.env),
+    ...(job.env ?? {}),
+  };
+  const stopped = (): RunResult | null => {
+    if (input.signal?.aborted)
+      return input.signal.reason === LEASE_LOST ? 'lease_lost' : 'cancelled';
+    return null;
+  };
+  const resultOf = (reason: 'exited' | 'timeout' | 'aborted'): RunResult | null =>
+    reason === 'timeout' ? 'timeout' : reason === 'aborted' ? (stopped() ?? 'cancelled') : null;
+
+  try {
+    const result = await runPhases();
+    outcome.result = result;
+  } catch (error) {
+    emit('error', { message: `runner failed: ${messageOf(error)}` });
+    outcome.result = 'crashed';
+  }
+  const summary = parser.summary();
+  outcome.sessionId = summary.sessionId;
+  outcome.insights = { ...summary.insights };
+  await finish();
+  return outcome;
+
+  async function runPhases(): Promise<RunResult> {
+    if (job.setup) {
+      const tail = new TailBuffer(VERIFY_TAIL_BYTES);
+      const out = await spawnProcess({
+        command: 'bash',
+        args: ['-c', '--', job.setup],
+        cwd: ws.cwd,
+        env: { ...env, ...input.env },
+        timeoutMs: remaining(deadline),
+        graceMs,
+        signal: input.signal,
+        onOutput: (chunk) => tail.push(chunk),
+      });
+      const ok = out.reason === 'exited' && out.exit.code === 0 && out.spawnError === null;
+      emit('setup', {
+        command: job.setup,
+        exit: out.exit.code,
+        ok,
+        durationMs: out.durationMs,
+        outputTail: tail.text(),
+      });
+      const why = resultOf(out.reason);
+      if (why) return why;
+      if (!ok) {
+        outcome.exit = out.exit;
+        return 'crashed';
+      }
+    }
+
+    const first = await runAgent({ prompt: job.bodyMd, yolo: job.yolo ?? false, model: job.model });
+    if (first) return first;
+
+    let fixesLeft = job.fixAttempts ?? 1;
+    for (;;) {
+      if (job.verify.length === 0) return 'success';
+      emit('verify_started', { commands: job.verify });
+      const verified = await runVerify(job.verify, {
+        cwd: ws.cwd,
+        env: { ...env, ...input.env },
+        deadline,
+        graceMs,
+        signal: input.signal,
+      });
+      outcome.verifyResult = verified.result;
+      emit('verify', { ...verified.result });
+      if (verified.stopped) return resultOf(verified.stopped) ?? 'cancelled';
+      if (verified.result.passed) return 'success';
+      if (fixesLeft <= 0) return 'gate_failed';
+      const sessionId = parser.summary().sessionId;
+      if (sessionId === null) {
+        emit('fix_skipped', {
+          reason: `engine ${engine.name} reported no session to resume; no fix loop`,
+        });
+        return 'gate_failed';
+      }
+      fixesLeft -= 1;
+      const prompt = fixPrompt(verified.result);
+      emit('fix_attempt', { attempt: (job.fixAttempts ?? 1) - fixesLeft, sessionId, prompt });
+      const fixed = await runAgent({
+        prompt,
+        resumeSessionId: sessionId,
+        yolo: job.yolo ?? false,
+        model: job.model,
+      });
+      if (fixed) return fixed;
+    }
+  }
+
+  /** Runs the engine once; null when it exited 0 (and did not say it failed). */
+  async function runAgent(run: EngineRunInput): Promise<RunResult | null> {
+    const command = engine.command(run);
+    onState('starting');
+    const out = await spawnProcess({
+      command: command.command,
+      args: command.args,
+      cwd: ws.cwd,
+      env: { ...env, ...command.env, ...input.env },
+      stdin: command.stdin,
+      timeoutMs: remaining(deadline),
+      graceMs,
+      signal: input.signal,
+      maxLineChars: input.maxLineChars,
+      onStdoutLine: (line) => feed(parser, line),
+      onStderrLine: (line) => onEvent({ type: 'log', data: { stream: 'stderr', line } }),
+    });
+    onState('exited');
+    outcome.exit = out.exit;
+    emit('agent_exit', { code: out.exit.code, signal: out.exit.signal, reason: out.reason });
+    if (out.spawnError) {
+      emit('error', { message: `could not start ${command.command}: ${out.spawnError.message}` });
+      return 'crashed';
+    }
+    const why = resultOf(out.reason);
+    if (why) return why;
+    if (out.exit.code !== 0) return 'agent_failed';
+    if (parser.summary().ok === false) return 'agent_failed';
+    return null;
+  }
+
+  function feed(p: EngineParser, line: string): void {
+    const parsed = p.parse(line);
+    for (const event of parsed.events) onEvent(event);
+    if (parsed.state) onState(parsed.state);
+  }
+
+  async function finish(): Promise<void> {
+    if (ws.inPlace || ws.repo === null || ws.start === null) return;
+    const label = job.key ?? job.id;
+    try {
+      if (outcome.result === 'success') {
+        const commit = await commitAll(ws.root, `fleet: ${label}\n\nResult of job ${job.id}.`);
+        outcome.commit = commit;
+        Object.assign(outcome.insights, await diffstat(ws.root, ws.start, commit));
+        await removeWorktree(ws.repo, ws.root);
+        emit('commit', { branch: ws.branch, commit, base: ws.start });
+        return;
+      }
+      const head = await commitAll(
+        ws.root,
+        `fleet: WIP ${label} (${outcome.result})\n\nWork in progress of job ${job.id}, kept so a retry can start from it.`,
+      );
+      if (head !== ws.start && ws.branch !== null) {
+        outcome.checkpoint = {
+          wipBranch: ws.branch,
+          // The base of the whole line of work: a resumed run keeps the first run's base.
+          wipBase: job.checkpoint?.wipBase ?? ws.start,
+          wipCommit: head,
+        };
+        Object.assign(outcome.insights, await diffstat(ws.root, ws.start, head));
+        emit('checkpoint', { ...outcome.checkpoint });
+      }
+      await detachWorktree(ws.root);
+      emit('worktree_kept', { path: ws.root });
+    } catch (error) {
+      emit('error', { message: `could not commit the run's work: ${messageOf(error)}` });
+      if (outcome.result === 'success') {
+        outcome.result = 'crashed';
+        outcome.commit = null;
+      }
+    }
+  }
+}
+
+async function openWorkspace(input: RunJobInput): Promise<Workspace> {
+  const { job } = input;
+  if ((await repoRoot(job.cwd)) === null) {
+    return { root: job.cwd, cwd: job.cwd, inPlace: true, repo: null, branch: null, start: null };
+  }
+  return createWorktree({
+    cwd: job.cwd,
+    workRoot: input.workRoot,
+    branch: branchName(job.key, job.id),
+    checkpoint: job.checkpoint,
+    label: job.key ?? job.id,
+  });
+}
+
+/**
+ * The message that resumes the agent after a failed verify: which command failed, its exit
+ * code and the tail of its output.
+ */
+export function fixPrompt(result: VerifyResult): string {
+  const failed = result.commands.find((c) => c.exit !== 0) ?? result.commands.at(-1);
+  if (failed === undefined) return 'The verify commands failed. Fix the problem.';
+  return [
+    `The verify command \`${failed.command}\` failed (exit ${failed.exit ?? 'killed'}).`,
+    'Fix the problem so that it passes. The end of its output:',
+    '',
+    '```',
+    failed.outputTail,
+    '```',
+  ].join('\n');
+}
+
+function remaining(deadline: number | null): number | null {
+  return deadline === null ? null : Math.max(1, deadline - Date.now());
+}
+
+function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

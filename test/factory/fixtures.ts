@@ -1,0 +1,59 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { git } from '../../src/factory/git.js';
+
+/** A temporary directory, removed by the returned cleanup. */
+export async function tempDir(prefix = 'fleet-factory-'): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+/** A real git repository with one commit (README.md, three lines) on `main`. */
+export async function makeRepo(): Promise<string> {
+  const dir = await tempDir('fleet-repo-');
+  await git(dir, ['init', '--quiet', '-b', 'main']);
+  await writeFile(path.join(dir, 'README.md'), 'one\ntwo\nthree\n');
+  await git(dir, ['add', '-A']);
+  await git(dir, ['-c', 'commit.gpgsign=false', 'commit', '--quiet', '-m', 'initial']);
+  return dir;
+}
+
+export async function head(repo: string, ref = 'HEAD'): Promise<string> {
+  return (await git(repo, ['rev-parse', ref])).trim();
+}
+
+export async function show(repo: string, spec: string): Promise<string> {
+  return git(repo, ['show', spec]);
+}
+
+export async function cleanup(...dirs: string[]): Promise<void> {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Whether `pid` is gone: kill(pid, 0) throws ESRCH. A zombie (killed, not yet reaped by an
+ * init that may not reap in a container) also counts as gone.
+ */
+export async function isGone(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** Polls `isGone` for up to `ms`. */
+export async function waitGone(pid: number, ms = 1000): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await isGone(pid)) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

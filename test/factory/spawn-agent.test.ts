@@ -1,0 +1,147 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawnProcess, type SpawnOptions } from '../../src/factory/spawn-agent.js';
+import { cleanup, isGone, tempDir, waitGone } from './fixtures.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  await cleanup(...dirs.splice(0));
+});
+
+function bash(script: string, extra: Partial<SpawnOptions> = {}): SpawnOptions {
+  return {
+    command: 'bash',
+    args: ['-c', script],
+    cwd: process.cwd(),
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    ...extra,
+  };
+}
+
+describe('spawnProcess', () => {
+  it('reports the exit code and the lines of both streams', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const res = await spawnProcess(
+      bash('echo one; echo two >&2; printf three; exit 7', {
+        onStdoutLine: (l) => out.push(l),
+        onStderrLine: (l) => err.push(l),
+      }),
+    );
+    expect(res).toMatchObject({
+      exit: { code: 7, signal: null },
+      reason: 'exited',
+      spawnError: null,
+    });
+    expect(res.pid).toBeGreaterThan(0);
+    expect(out).toEqual(['one', 'three']);
+    expect(err).toEqual(['two']);
+  });
+
+  it('runs in its own process group', async () => {
+    const lines: string[] = [];
+    const res = await spawnProcess(
+      bash('ps -o pgid= -p $$', { onStdoutLine: (l) => lines.push(l) }),
+    );
+    expect(Number(lines[0]?.trim())).toBe(res.pid);
+    expect(res.pid).not.toBe(process.pid);
+  });
+
+  it('passes exactly the given environment and cwd', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const lines: string[] = [];
+    await spawnProcess(
+      bash('echo "$ONLY_THIS" "$HOME" "$PWD"', {
+        cwd: dir,
+        env: { ONLY_THIS: 'yes', PATH: process.env.PATH ?? '' },
+        onStdoutLine: (l) => lines.push(l),
+      }),
+    );
+    expect(lines).toEqual([`yes  ${dir}`]);
+  });
+
+  it('timeout: SIGTERM to the whole group, grandchildren included', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const pidFile = path.join(dir, 'pid');
+    const started = Date.now();
+    const res = await spawnProcess(
+      bash(`sleep 30 & echo $! > ${pidFile}; sleep 30`, { timeoutMs: 200, graceMs: 2000 }),
+    );
+    expect(res.reason).toBe('timeout');
+    expect(res.exit).toEqual({ code: null, signal: 'SIGTERM' });
+    // Done when the group is gone, well before the grace period ends.
+    expect(Date.now() - started).toBeLessThan(200 + 1500);
+    const grandchild = Number(await readFile(pidFile, 'utf8'));
+    expect(await waitGone(grandchild)).toBe(true);
+    expect(await isGone(res.pid!)).toBe(true);
+  });
+
+  it('a group that ignores SIGTERM gets SIGKILL after the grace period', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const pidFile = path.join(dir, 'pid');
+    const started = Date.now();
+    const res = await spawnProcess(
+      bash(`trap '' TERM; sleep 30 & echo $! > ${pidFile}; sleep 30`, {
+        timeoutMs: 200,
+        graceMs: 500,
+      }),
+    );
+    const elapsed = Date.now() - started;
+    expect(res.reason).toBe('timeout');
+    expect(res.exit.signal).toBe('SIGKILL');
+    expect(elapsed).toBeGreaterThanOrEqual(200 + 500 - 20);
+    expect(elapsed).toBeLessThan(200 + 500 + 1500);
+    expect(await waitGone(Number(await readFile(pidFile, 'utf8')))).toBe(true);
+  });
+
+  it('abort stops the group the same way; an already aborted signal starts nothing', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 150);
+    const res = await spawnProcess(bash('sleep 30', { signal: controller.signal, graceMs: 1000 }));
+    expect(res.reason).toBe('aborted');
+    expect(res.exit.signal).toBe('SIGTERM');
+
+    const none = await spawnProcess(bash('sleep 30', { signal: controller.signal }));
+    expect(none).toMatchObject({ reason: 'aborted', pid: null });
+  });
+
+  it('a backgrounded child holding stdout does not keep a finished process open', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const pidFile = path.join(dir, 'pid');
+    const started = Date.now();
+    const res = await spawnProcess(
+      bash(`sleep 30 & echo $! > ${pidFile}; echo bye`, { graceMs: 1000 }),
+    );
+    expect(res).toMatchObject({ reason: 'exited', exit: { code: 0, signal: null } });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(await waitGone(Number(await readFile(pidFile, 'utf8')))).toBe(true);
+  });
+
+  it('a binary that does not exist resolves with spawnError', async () => {
+    const res = await spawnProcess({
+      command: 'fleet-no-such-binary',
+      args: [],
+      cwd: process.cwd(),
+      env: { PATH: process.env.PATH ?? '' },
+    });
+    expect(res.spawnError?.message).toContain('ENOENT');
+    expect(res.pid).toBeNull();
+  });
+
+  it('splits a long stdout line and reassembles partial writes', async () => {
+    const lines: string[] = [];
+    await spawnProcess(
+      bash("head -c 300000 /dev/zero | tr '\\0' b; printf 'x'; sleep 0.1; printf 'y\\n'", {
+        maxLineChars: 100000,
+        onStdoutLine: (l) => lines.push(l),
+      }),
+    );
+    expect(lines.map((l) => l.length)).toEqual([100000, 100000, 100000, 2]);
+    expect(lines[3]).toBe('xy');
+  });
+});
