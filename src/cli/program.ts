@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import type { CliIo } from './io.js';
+import { registerEnginesCommands } from './engines-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerStoreCommands } from './store-commands.js';
 import { registerTokenCommands } from './token-commands.js';
@@ -17,5 +18,6 @@ export function createProgram(io: CliIo): Command {
   registerStoreCommands(program, io);
   registerServeCommand(program, io);
   registerTokenCommands(program, io);
+  registerEnginesCommands(program, io);
   return program;
 }

@@ -14,3 +14,4 @@ export { claudeCode } from './claude-code.js';
 export { codex } from './codex.js';
 export { gemini } from './gemini.js';
 export { shell, shellStderrEvent } from './shell.js';
+export { probeEngine, which, type EngineProbe } from './probe.js';
