@@ -1,5 +1,16 @@
 import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { RunExit } from '../core/index.js';
+import {
+  GUARD_CONTROL_FD,
+  GUARD_STDERR_FD,
+  GUARD_STDOUT_FD,
+  guardCommand,
+  parseGuardMessages,
+  type GuardMessage,
+  type GuardStart,
+} from './agent-guard.js';
 import { LineSplitter } from './line-splitter.js';
 import { groupAlive } from './process-group.js';
 
@@ -44,6 +55,12 @@ export interface SpawnOutcome {
  * lines (see LineSplitter). Never rejects: a process that cannot start resolves with
  * `spawnError` set.
  *
+ * The process runs under the agent guard (see agent-guard.ts), a small Node process that
+ * holds a socket to this one: if this process dies, even by SIGKILL, the guard stops the
+ * process group, so an orphaned agent never keeps working on a job. `pid` is still the
+ * process's own pid (and group id), and `exit` its own status, as the guard reports them. If
+ * the guard itself is killed, the group is stopped and `exit` is the guard's status.
+ *
  * @example
  * const out = await spawnProcess({ command: 'bash', args: ['-c', 'sleep 9'], cwd: '/tmp',
  *   env: {}, timeoutMs: 100, graceMs: 1000 });
@@ -63,13 +80,22 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
       });
       return;
     }
-    const child = spawn(options.command, options.args, {
-      cwd: options.cwd,
-      env: options.env,
+    const guarded = guardCommand(options.command, options.args);
+    const guardEnv: Record<string, string> = {};
+    // Only for the PATH lookup fallback of the agent's command, as spawn had it before.
+    if (process.env.PATH !== undefined) guardEnv.PATH = process.env.PATH;
+    const guard = spawn(guarded.command, guarded.args, {
+      cwd: '/',
+      env: guardEnv,
       detached: true,
-      stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
+      stdio: [options.stdin ?? 'ignore', 'ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
     });
-    const pid = child.pid ?? null;
+    const stdio = guard.stdio as readonly unknown[];
+    const control = (stdio[GUARD_CONTROL_FD] ?? null) as Socket | null;
+    const stdout = (stdio[GUARD_STDOUT_FD] ?? null) as Readable | null;
+    const stderr = (stdio[GUARD_STDERR_FD] ?? null) as Readable | null;
+    /** The agent's pid, also its process group; known once the guard has started it. */
+    let pid: number | null = null;
     let reason: SpawnOutcome['reason'] = 'exited';
     let exit: RunExit | null = null;
     let spawnError: Error | null = null;
@@ -77,15 +103,20 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
     const timers: NodeJS.Timeout[] = [];
     let killTimer: NodeJS.Timeout | null = null;
     let stopping = false;
+    /** A stop was asked for before the agent's pid was known. */
+    let stopPending = false;
     let closed = false;
+    let openPipes = 2;
+    let guardExited = false;
+    let controlClosed = false;
 
     const out = new LineSplitter((line) => options.onStdoutLine?.(line), options.maxLineChars);
     const err = new LineSplitter((line) => options.onStderrLine?.(line), options.maxLineChars);
-    child.stdout?.on('data', (chunk: Buffer) => {
+    stdout?.on('data', (chunk: Buffer) => {
       options.onOutput?.(chunk);
       out.write(chunk);
     });
-    child.stderr?.on('data', (chunk: Buffer) => {
+    stderr?.on('data', (chunk: Buffer) => {
       options.onOutput?.(chunk);
       err.write(chunk);
     });
@@ -102,6 +133,10 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
     /** SIGTERM now, SIGKILL after the grace period if the group still exists. */
     const stopGroup = (): void => {
       if (stopping) return;
+      if (pid === null && !guardExited && spawnError === null) {
+        stopPending = true; // the guard is starting the agent: stop it once its pid is known
+        return;
+      }
       stopping = true;
       if (!signalGroup('SIGTERM')) return;
       killTimer = setTimeout(() => {
@@ -133,8 +168,11 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
       for (const t of timers) clearTimeout(t);
       if (killTimer !== null) clearTimeout(killTimer);
       options.signal?.removeEventListener('abort', onAbort);
-      child.stdout?.destroy();
-      child.stderr?.destroy();
+      stdout?.destroy();
+      stderr?.destroy();
+      guard.stdin?.destroy();
+      // End of file on the control socket: the guard stops whatever is left and exits.
+      control?.destroy();
       out.end();
       err.end();
       resolve({
@@ -146,20 +184,9 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
       });
     };
 
-    child.on('error', (error) => {
-      // Only fatal when the process never started; otherwise 'close' follows.
-      if (pid === null) {
-        spawnError = error;
-        finish();
-      }
-    });
-    child.on('exit', (code, sig) => {
-      exit = { code, signal: sig };
-      // Stragglers in the group (backgrounded children) go with their parent.
-      stopGroup();
-    });
-    child.on('close', () => {
-      if (exit === null) exit = { code: child.exitCode, signal: child.signalCode };
+    /** The agent has exited and both output pipes are closed (what 'close' was before). */
+    const maybeClosed = (): void => {
+      if (done || closed || exit === null || openPipes > 0) return;
       closed = true;
       if (killTimer === null) {
         finish();
@@ -175,6 +202,82 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
         });
       };
       poll();
+    };
+    const onPipeClosed = (): void => {
+      openPipes -= 1;
+      maybeClosed();
+    };
+    if (stdout) stdout.once('close', onPipeClosed);
+    else openPipes -= 1;
+    if (stderr) stderr.once('close', onPipeClosed);
+    else openPipes -= 1;
+
+    const onMessage = (message: GuardMessage): void => {
+      if (done) return;
+      if (message.type === 'spawned') {
+        pid = message.pid;
+        if (stopPending) stopGroup();
+      } else if (message.type === 'error') {
+        spawnError = Object.assign(new Error(message.message), {
+          code: message.code,
+          errno: message.errno,
+          syscall: message.syscall,
+          path: message.path,
+        });
+        finish();
+      } else if (exit === null) {
+        exit = { code: message.code, signal: message.signal };
+        // Stragglers in the group (backgrounded children) go with their parent.
+        stopGroup();
+        maybeClosed();
+      }
+    };
+    /** The guard is gone and so is its control socket: nothing more will be reported. */
+    const onGuardGone = (): void => {
+      if (done || !guardExited || !controlClosed) return;
+      if (pid === null) {
+        spawnError ??= new Error(
+          `the agent guard exited (code ${guard.exitCode}, signal ${guard.signalCode}) ` +
+            'before starting the agent',
+        );
+        finish();
+        return;
+      }
+      if (exit === null) {
+        // The guard died under a running agent (killed by someone): nobody watches the agent
+        // anymore, so it stops here too.
+        exit = { code: guard.exitCode, signal: guard.signalCode };
+        stopGroup();
+        maybeClosed();
+      }
+    };
+
+    let pending = '';
+    control?.setEncoding('utf8');
+    control?.on('data', (text: string) => {
+      pending = parseGuardMessages(pending + text, onMessage);
     });
+    control?.on('error', () => {}); // EPIPE/ECONNRESET: 'close' follows
+    control?.on('close', () => {
+      controlClosed = true;
+      onGuardGone();
+    });
+    if (control === null) controlClosed = true;
+
+    guard.on('error', (error) => {
+      // Only fatal when the guard never started; otherwise 'exit' follows.
+      if (guard.pid === undefined) {
+        spawnError = error;
+        finish();
+      }
+    });
+    guard.on('exit', () => {
+      guardExited = true;
+      onGuardGone();
+    });
+    if (guard.pid !== undefined && control !== null) {
+      const start: GuardStart = { cwd: options.cwd, env: options.env, graceMs };
+      control.write(`${JSON.stringify(start)}\n`);
+    }
   });
 }

@@ -144,4 +144,27 @@ describe('spawnProcess', () => {
     expect(lines.map((l) => l.length)).toEqual([100000, 100000, 100000, 2]);
     expect(lines[3]).toBe('xy');
   });
+
+  it('an abort right after the start, before the agent pid is known, still stops it', async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const pending = spawnProcess(bash('sleep 30', { signal: controller.signal, graceMs: 1000 }));
+    controller.abort();
+    const res = await pending;
+    expect(res).toMatchObject({ reason: 'aborted', exit: { code: null, signal: 'SIGTERM' } });
+    expect(res.pid).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('an agent whose guard is killed is stopped too', async () => {
+    const res = await spawnProcess(
+      bash('echo "$PPID"; sleep 30', {
+        graceMs: 1000,
+        onStdoutLine: (line) => process.kill(Number(line), 'SIGKILL'),
+      }),
+    );
+    expect(res.reason).toBe('exited');
+    expect(res.exit).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(await waitGone(res.pid!)).toBe(true);
+  });
 });
