@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerFactoryCommand } from './factory-command.js';
 import type { CliIo } from './io.js';
 import { registerEnginesCommands } from './engines-command.js';
 import { registerServeCommand } from './serve-command.js';
@@ -18,6 +19,7 @@ export function createProgram(io: CliIo): Command {
   registerStoreCommands(program, io);
   registerServeCommand(program, io);
   registerTokenCommands(program, io);
+  registerFactoryCommand(program, io);
   registerEnginesCommands(program, io);
   return program;
 }

@@ -18,6 +18,20 @@ const DEFAULT_SERVER = 'http://127.0.0.1:7070';
  * directory.
  */
 export function connect(options: ConnectionOptions, io: CliIo): FleetClient {
+  const { server, token } = resolveConnection(options, io);
+  return new FleetClient({ baseUrl: server, token });
+}
+
+/**
+ * Server and token for a command: the flags, else `FLEET_SERVER` / `FLEET_TOKEN`, else the
+ * credential file `fleet serve` wrote in the data directory. `tokenHint` says which token the
+ * command needs when there is none.
+ */
+export function resolveConnection(
+  options: ConnectionOptions,
+  io: CliIo,
+  tokenHint = '',
+): { server: string; token: string } {
   const path = credentialsPath(resolveDataDir(options.dataDir, io));
   const needFile = options.token === undefined && io.env.FLEET_TOKEN === undefined;
   const saved =
@@ -28,9 +42,9 @@ export function connect(options: ConnectionOptions, io: CliIo): FleetClient {
   const token = options.token ?? io.env.FLEET_TOKEN ?? saved?.token;
   if (token === undefined)
     throw new CliError(
-      `no token: pass --token, set FLEET_TOKEN, or start the server with fleet serve (it writes ${path})`,
+      `no token: pass --token${tokenHint}, set FLEET_TOKEN, or start the server with fleet serve (it writes ${path})`,
     );
-  return new FleetClient({ baseUrl: server, token });
+  return { server, token };
 }
 
 /** Runs a client call, turning its errors into one-line CLI errors. */

@@ -19,7 +19,7 @@ import {
 export interface IpcClientOptions {
   /** How long one request may take before it fails; default 30s. */
   timeoutMs?: number;
-  /** The command named in the "no factory is running" error; default `fleet factory start`. */
+  /** The command named in the "no factory is running" error; default `fleet factory`. */
   startHint?: string;
 }
 
@@ -73,7 +73,7 @@ export class IpcClient {
     options: IpcClientOptions = {},
   ) {
     this.timeoutMs = options.timeoutMs ?? 30_000;
-    this.startHint = options.startHint ?? 'fleet factory start';
+    this.startHint = options.startHint ?? 'fleet factory';
   }
 
   status(): Promise<StatusResult> {

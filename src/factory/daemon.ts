@@ -1,0 +1,633 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import {
+  FactoryConnection,
+  FactoryProtocolError,
+  FleetConnectionError,
+  type ClaimResult,
+  type ReconnectBackoff,
+  type RunFailure,
+} from '../client/index.js';
+import type { FencedRef } from '../client/factory-connection.js';
+import type { EventInput, Insights, Job } from '../core/index.js';
+import type { AgentState, Engine } from '../engines/engine.js';
+import { engineFor } from '../engines/registry.js';
+import type { DaemonControl, FactorySnapshot, RunSnapshot } from './daemon-control.js';
+import { EventSpool } from './daemon/spool.js';
+import { LEASE_LOST, runJob, type RunJobInput, type RunOutcome } from './run-job.js';
+
+export interface FactoryOptions {
+  /** The control plane, e.g. `http://127.0.0.1:7070`. */
+  server: string;
+  /** A factory (or admin) token secret. */
+  token: string;
+  /** The tenant to serve with an admin token. */
+  tenant?: string;
+  name: string;
+  /** How many jobs run at once. */
+  seats: number;
+  capabilities: string[];
+  /**
+   * Local state: `worktrees/` (git worktrees of runs), `scratch/<job id>/` (the cwd of a job
+   * whose manifest names none), `spool/<job id>.jsonl` (events kept while disconnected).
+   */
+  workDir: string;
+  clock?: () => number;
+  logger: Logger;
+  /** Claims at least this often even without a wake. Default 2 s. */
+  pollMs?: number;
+  /** Lease TTL asked for on claim; default: the server's. */
+  leaseTtlMs?: number;
+  /** Delays between reconnect attempts. */
+  reconnect?: ReconnectBackoff;
+  /** Events kept per run while disconnected; past it the oldest go. Default 10 000. */
+  spoolLimit?: number;
+  /** Events are sent at least this often. Default 50 ms. */
+  flushMs?: number;
+  /** SIGTERM → SIGKILL grace for agents. */
+  graceMs?: number;
+  version?: string;
+}
+
+export type RunningFactory = DaemonControl & {
+  /** Stops at once: runs are stopped and checkpointed, the connection closed. */
+  stop(): Promise<void>;
+  readonly connection: FactoryConnection;
+};
+
+/** The abort reason of a run stopped by a graceful shutdown (reported as a retryable crash). */
+export const SHUTDOWN = 'shutdown';
+/** Events per batch on the events lane. */
+const BATCH = 500;
+
+/** One seat's run. */
+interface Seat {
+  ref: FencedRef;
+  job: Job;
+  controller: AbortController;
+  state: AgentState | 'stalled';
+  startedAt: number;
+  lastEvent: { type: string; at: number } | null;
+  insights: Insights;
+  /** Events not yet sent (in order, after whatever is in the spool). */
+  pending: EventInput[];
+  spool: EventSpool;
+  /** The server refused this run's events (stale lease): further events are dropped. */
+  refused: boolean;
+  /** Resolves when the run has been reported and the seat is free. */
+  done: Promise<void>;
+}
+
+/**
+ * Starts a factory daemon: connects, claims work while seats are free (on wake, on connect,
+ * after every run and every `pollMs`), runs each assignment with {@link runJob} in its own seat,
+ * streams its events, renews every lease in one batched heartbeat, and reports the outcome.
+ *
+ * The job's working directory is `job.manifest.cwd` (relative paths against `workDir`); a job
+ * without one runs in a scratch directory `workDir/scratch/<job id>`. Other manifest fields
+ * read: `env` (string map), `setup`, `fixAttempts`, `yolo`, `model`.
+ *
+ * While disconnected runs go on; their events go to a bounded spool file per run
+ * (`workDir/spool`), sent in order before newer events once reconnected. A run whose lease the
+ * server no longer recognises (reconcile, heartbeat, refused events) is stopped as
+ * `lease_lost` and never completed; a cancelled run is stopped and checkpointed locally.
+ * A runner or report that throws is logged and frees its seat: the daemon goes on.
+ *
+ * Delivery of events is at least once: a batch in flight when the connection drops is sent
+ * again, so the server may (rarely) see it twice.
+ */
+export async function startFactory(options: FactoryOptions): Promise<RunningFactory> {
+  const factory = new Factory(options);
+  await factory.start();
+  return factory;
+}
+
+class Factory implements DaemonControl {
+  readonly connection: FactoryConnection;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private readonly seats = new Map<string, Seat>();
+  private draining = false;
+  private closed = false;
+  private claiming = false;
+  private claimAgain = false;
+  private pollTimer: ReturnType<typeof setInterval> | undefined;
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private stopHeartbeats: () => void = () => undefined;
+  private shuttingDown: Promise<void> | null = null;
+  private wasConnected = false;
+
+  constructor(private readonly options: FactoryOptions) {
+    this.log = options.logger;
+    this.clock = options.clock ?? Date.now;
+    this.connection = new FactoryConnection({
+      baseUrl: options.server,
+      token: options.token,
+      tenant: options.tenant,
+      factory: {
+        name: options.name,
+        kind: 'factory',
+        capabilities: options.capabilities,
+        seats: options.seats,
+        version: options.version ?? 'unknown',
+      },
+      heldRuns: () => [...this.seats.values()].map((s) => s.ref),
+      onWake: () => this.claimSoon(),
+      onCancel: (jobId, epoch, reason) => this.stopRun(jobId, epoch, 'cancelled', reason),
+      onStale: (refs, via) => {
+        for (const r of refs) this.stopRun(r.jobId, r.epoch, LEASE_LOST, `stale lease (${via})`);
+      },
+      onState: (state) => {
+        if (state === 'connected') {
+          this.wasConnected = true;
+          this.flushSoon(0);
+        }
+      },
+      logger: this.log,
+      ...(options.reconnect === undefined ? {} : { reconnect: options.reconnect }),
+    });
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.options.workDir, { recursive: true });
+    await this.connection.connect();
+    this.stopHeartbeats = this.connection.startHeartbeats(
+      () => [...this.seats.values()].map((s) => s.ref),
+      { onError: (err) => this.log.warn({ err }, 'heartbeat got no answer') },
+    );
+    this.pollTimer = setInterval(() => this.claimSoon(), this.options.pollMs ?? 2_000);
+    this.pollTimer.unref?.();
+    this.claimSoon();
+  }
+
+  // ---- DaemonControl ---------------------------------------------------------------------
+
+  status(): ReturnType<DaemonControl['status']> {
+    return {
+      name: this.options.name,
+      connection: this.connection.state,
+      seats: { total: this.options.seats, busy: this.seats.size },
+      draining: this.draining,
+    };
+  }
+
+  snapshot(): FactorySnapshot {
+    const runs: RunSnapshot[] = [...this.seats.values()].map((s) => ({
+      jobId: s.job.id,
+      epoch: s.ref.epoch,
+      key: s.job.key,
+      engine: s.job.engine,
+      state: s.state,
+      startedAt: s.startedAt,
+      lastEvent: s.lastEvent,
+      insights: { ...s.insights },
+    }));
+    return {
+      schema: 'fleet.snapshot.v1',
+      factory: {
+        id: this.connection.hello?.factoryId ?? null,
+        name: this.options.name,
+        server: this.connection.baseUrl,
+        connection: this.connection.state,
+        draining: this.draining,
+        seats: { total: this.options.seats, busy: this.seats.size },
+      },
+      runs,
+    };
+  }
+
+  notify(jobId: string): Promise<{ delivered: boolean; reason?: string }> {
+    const reason = this.seats.has(jobId)
+      ? 'this factory cannot hand messages to a running agent yet'
+      : `no run of job ${jobId} on this factory`;
+    return Promise.resolve({ delivered: false, reason });
+  }
+
+  resume(jobId: string): Promise<{ resumed: boolean; reason?: string }> {
+    const reason = this.seats.has(jobId)
+      ? 'this factory does not pause runs, so there is nothing to resume'
+      : `no run of job ${jobId} on this factory`;
+    return Promise.resolve({ resumed: false, reason });
+  }
+
+  drain(): Promise<void> {
+    if (!this.draining) this.log.info({}, 'draining: no new claims');
+    this.draining = true;
+    clearInterval(this.pollTimer);
+    return Promise.resolve();
+  }
+
+  shutdown(deadlineMs: number): Promise<void> {
+    this.shuttingDown ??= this.doShutdown(deadlineMs);
+    return this.shuttingDown;
+  }
+
+  stop(): Promise<void> {
+    return this.shutdown(0);
+  }
+
+  private async doShutdown(deadlineMs: number): Promise<void> {
+    await this.drain();
+    const all = () => Promise.all([...this.seats.values()].map((s) => s.done));
+    if (this.seats.size > 0 && deadlineMs > 0) {
+      this.log.info({ runs: this.seats.size, deadlineMs }, 'waiting for runs to finish');
+      await Promise.race([all(), delay(deadlineMs)]);
+    }
+    if (this.seats.size > 0) {
+      this.log.info({ runs: this.seats.size }, 'stopping the remaining runs (checkpointed)');
+      for (const s of this.seats.values()) s.controller.abort(SHUTDOWN);
+      // Their reports wait for the connection; give up on them after a while.
+      await Promise.race([all(), delay(30_000)]);
+    }
+    this.closed = true;
+    this.stopHeartbeats();
+    clearTimeout(this.flushTimer);
+    await this.flushing;
+    await this.connection.close();
+    this.log.info({}, 'factory stopped');
+  }
+
+  // ---- Claiming --------------------------------------------------------------------------
+
+  /** Claims as many jobs as there are free seats (one claim at a time; another is queued). */
+  private claimSoon(): void {
+    if (this.draining || this.closed) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = true;
+    void this.claimLoop().finally(() => {
+      this.claiming = false;
+    });
+  }
+
+  private async claimLoop(): Promise<void> {
+    do {
+      this.claimAgain = false;
+      const free = this.options.seats - this.seats.size;
+      if (free <= 0 || this.draining || this.closed) return;
+      if (this.connection.state !== 'connected') return;
+      let result: ClaimResult;
+      try {
+        result = await this.connection.claim(free, this.options.leaseTtlMs);
+      } catch (err) {
+        this.log.warn({ err }, 'claim failed');
+        return;
+      }
+      for (const a of result.assignments)
+        this.seat(a.job, { jobId: a.job.id, epoch: a.lease.leaseEpoch });
+      // A full claim may have left more work behind.
+      if (result.assignments.length === free) this.claimAgain = true;
+    } while (this.claimAgain);
+  }
+
+  // ---- Seats -----------------------------------------------------------------------------
+
+  private seat(job: Job, ref: FencedRef): void {
+    const controller = new AbortController();
+    const seat: Seat = {
+      ref,
+      job,
+      controller,
+      state: 'starting',
+      startedAt: this.clock(),
+      lastEvent: null,
+      insights: {},
+      pending: [],
+      spool: new EventSpool(
+        path.join(this.options.workDir, 'spool', `${job.id}.${ref.epoch}.jsonl`),
+        this.options.spoolLimit ?? 10_000,
+      ),
+      refused: false,
+      done: Promise.resolve(),
+    };
+    this.seats.set(job.id, seat);
+    this.log.info(
+      { jobId: job.id, key: job.key, epoch: ref.epoch, engine: job.engine },
+      'run claimed',
+    );
+    seat.done = this.runSeat(seat)
+      .catch((err: unknown) => this.log.error({ err, jobId: job.id }, 'seat failed'))
+      .finally(() => {
+        this.seats.delete(job.id);
+        void seat.spool.clear().catch(() => undefined);
+        this.claimSoon();
+      });
+  }
+
+  /** Runs one assignment to its report. Never rejects with the run's own errors. */
+  private async runSeat(seat: Seat): Promise<void> {
+    const { job } = seat;
+    let outcome: RunOutcome;
+    try {
+      const engine = engineFor(job.engine);
+      const input = await this.runInput(seat, engine);
+      await this.markRunning(seat);
+      if (seat.controller.signal.aborted && seat.controller.signal.reason === LEASE_LOST) {
+        this.log.warn({ jobId: job.id }, 'lease lost before the agent started; not running it');
+        return;
+      }
+      outcome = await runJob(input);
+    } catch (err) {
+      // The runner could not even start (unknown engine, no work dir…): not worth a retry.
+      this.log.error({ err, jobId: job.id }, 'runner failed');
+      this.event(seat, { type: 'error', data: { message: `runner failed: ${messageOf(err)}` } });
+      await this.eventsSent(seat);
+      await this.report(seat, 'fail', {
+        result: 'crashed',
+        error: `the factory could not run the job: ${messageOf(err)}`,
+        retryable: false,
+      });
+      return;
+    }
+    seat.insights = { ...outcome.insights };
+    await this.eventsSent(seat);
+    await this.finish(seat, outcome);
+  }
+
+  private async runInput(seat: Seat, engine: Engine): Promise<RunJobInput> {
+    const { job } = seat;
+    const m = job.manifest as Record<string, unknown>;
+    let cwd: string;
+    if (typeof m.cwd === 'string' && m.cwd !== '') {
+      cwd = path.resolve(this.options.workDir, m.cwd);
+    } else {
+      cwd = path.join(this.options.workDir, 'scratch', job.id);
+      await mkdir(cwd, { recursive: true });
+    }
+    const workRoot = path.join(this.options.workDir, 'worktrees');
+    await mkdir(workRoot, { recursive: true });
+    const env: Record<string, string> = {};
+    if (m.env !== null && typeof m.env === 'object')
+      for (const [k, v] of Object.entries(m.env)) if (typeof v === 'string') env[k] = v;
+    return {
+      job: {
+        id: job.id,
+        key: job.key,
+        bodyMd: job.bodyMd,
+        verify: job.verify,
+        timeoutMs: job.timeoutMs,
+        checkpoint: job.checkpoint,
+        cwd,
+        env,
+        ...(typeof m.fixAttempts === 'number' ? { fixAttempts: m.fixAttempts } : {}),
+        ...(typeof m.setup === 'string' ? { setup: m.setup } : {}),
+        ...(typeof m.yolo === 'boolean' ? { yolo: m.yolo } : {}),
+        ...(typeof m.model === 'string' ? { model: m.model } : {}),
+      },
+      engine,
+      workRoot,
+      env: { FLEET_URL: this.connection.baseUrl, FLEET_JOB_ID: job.id },
+      ...(this.options.graceMs === undefined ? {} : { graceMs: this.options.graceMs }),
+      signal: seat.controller.signal,
+      onEvent: (event) => this.event(seat, event),
+      onState: (state) => {
+        seat.state = state;
+      },
+    };
+  }
+
+  /** claimed → running, before the agent starts. A refused one (stale lease) stops the run. */
+  private async markRunning(seat: Seat): Promise<void> {
+    const ok = await this.request(seat, 'start', () => this.connection.start(seat.ref));
+    if (!ok && !seat.controller.signal.aborted) seat.controller.abort(LEASE_LOST);
+  }
+
+  private async finish(seat: Seat, outcome: RunOutcome): Promise<void> {
+    const { job } = seat;
+    const reason: unknown = seat.controller.signal.reason;
+    const base = {
+      exit: outcome.exit,
+      verifyResult: outcome.verifyResult,
+      insights: outcome.insights,
+      checkpoint: outcome.checkpoint,
+    };
+    const where = { jobId: job.id, result: outcome.result, worktree: outcome.worktree };
+    switch (outcome.result) {
+      case 'success':
+        await this.report(seat, 'complete', {
+          ...base,
+          output: {
+            commit: outcome.commit,
+            branch: outcome.branch,
+            sessionId: outcome.sessionId,
+          },
+        });
+        return;
+      case 'lease_lost':
+        // Fenced: the server has moved on; never complete. The work stays in the worktree.
+        this.log.warn({ ...where, checkpoint: outcome.checkpoint }, 'run stopped: lease lost');
+        return;
+      case 'cancelled':
+        if (reason === SHUTDOWN) {
+          await this.report(seat, 'fail', {
+            ...base,
+            result: 'crashed',
+            error: 'the factory shut down before the run finished',
+            retryable: true,
+          });
+          return;
+        }
+        this.log.info({ ...where, checkpoint: outcome.checkpoint }, 'run cancelled');
+        return;
+      default:
+        await this.report(seat, 'fail', {
+          ...base,
+          result: outcome.result,
+          error: failureText(outcome),
+        });
+    }
+  }
+
+  private async report(
+    seat: Seat,
+    kind: 'complete' | 'fail',
+    body: RunFailure | Parameters<FactoryConnection['complete']>[1],
+  ): Promise<void> {
+    const { ref } = seat;
+    const ok = await this.request(seat, kind, () =>
+      kind === 'complete'
+        ? this.connection.complete(ref, body)
+        : this.connection.fail(ref, body as RunFailure),
+    );
+    if (ok) this.log.info({ jobId: ref.jobId, epoch: ref.epoch, kind }, 'run reported');
+  }
+
+  /**
+   * A fenced control request, retried across reconnects. False when the server refused it
+   * (stale lease: logged, never retried) or the factory is closing.
+   */
+  private async request(seat: Seat, what: string, call: () => Promise<unknown>): Promise<boolean> {
+    for (;;) {
+      try {
+        await call();
+        return true;
+      } catch (err) {
+        if (err instanceof FactoryProtocolError) {
+          this.log.warn(
+            { jobId: seat.ref.jobId, epoch: seat.ref.epoch, code: err.code, err },
+            `${what} refused`,
+          );
+          return false;
+        }
+        if (!(err instanceof FleetConnectionError) || this.closed) {
+          this.log.error({ jobId: seat.ref.jobId, err }, `${what} failed`);
+          return false;
+        }
+        try {
+          await this.connection.whenConnected();
+        } catch {
+          return false;
+        }
+      }
+    }
+  }
+
+  /** Stops the run of `jobId` at `epoch` (if this factory runs it). */
+  private stopRun(jobId: string, epoch: number, reason: string, why: string): void {
+    const seat = this.seats.get(jobId);
+    if (seat === undefined || seat.ref.epoch !== epoch) return;
+    if (seat.controller.signal.aborted) return;
+    this.log.warn({ jobId, epoch, why }, 'stopping the run');
+    seat.controller.abort(reason);
+  }
+
+  // ---- Events ----------------------------------------------------------------------------
+
+  private event(seat: Seat, event: EventInput): void {
+    if (seat.refused) return;
+    const at = this.clock();
+    const stamped = { ...event, at: event.at ?? at };
+    seat.pending.push(stamped);
+    seat.lastEvent = { type: event.type, at };
+    this.flushSoon(seat.pending.length >= BATCH ? 0 : (this.options.flushMs ?? 50));
+  }
+
+  private flushSoon(ms: number): void {
+    if (this.flushTimer !== undefined) {
+      if (ms > 0) return;
+      clearTimeout(this.flushTimer);
+    }
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flushing = this.flushing
+        .then(() => this.flush())
+        .catch((err: unknown) => {
+          this.log.error({ err }, 'sending events failed');
+        });
+    }, ms);
+  }
+
+  /**
+   * Sends every seat's spooled then pending events while connected (batched across runs), or
+   * spools them while not. Runs one at a time (chained on `flushing`), so order holds.
+   */
+  private async flush(): Promise<void> {
+    for (;;) {
+      const seats = [...this.seats.values()].filter(
+        (s) => s.pending.length > 0 || s.spool.count > 0,
+      );
+      if (seats.length === 0) return;
+      if (this.connection.state !== 'connected') {
+        for (const s of seats) await this.spoolPending(s);
+        return;
+      }
+      for (const s of seats)
+        if (s.spool.count > 0) s.pending = [...(await s.spool.take()), ...s.pending];
+      const batches = seats.map((s) => ({
+        seat: s,
+        events: s.pending.slice(0, BATCH),
+      }));
+      try {
+        const { results } = await this.connection.sendEvents(
+          batches.map((b) => ({ ...b.seat.ref, events: b.events })),
+        );
+        for (const [i, b] of batches.entries()) {
+          const r = results[i];
+          if (r?.ok === false && r.error.code === 'stale_lease') {
+            // Fenced: the server will take nothing more from this run; stop it.
+            this.log.warn(
+              { jobId: b.seat.ref.jobId },
+              'events refused (stale lease); stopping the run',
+            );
+            b.seat.refused = true;
+            b.seat.pending = [];
+            if (!b.seat.controller.signal.aborted) b.seat.controller.abort(LEASE_LOST);
+          } else if (r?.ok === false) {
+            // Some other refusal (an event the server will not take): drop this batch only.
+            this.log.warn(
+              { jobId: b.seat.ref.jobId, code: r.error.code, message: r.error.message },
+              'events refused; dropping the batch',
+            );
+            b.seat.pending.splice(0, b.events.length);
+          } else {
+            b.seat.pending.splice(0, b.events.length);
+          }
+        }
+      } catch (err) {
+        if (err instanceof FactoryProtocolError) {
+          // The whole request was refused: resending it would be refused again.
+          this.log.error({ err }, 'events refused; dropping the batches');
+          for (const b of batches) b.seat.pending.splice(0, b.events.length);
+          continue;
+        }
+        this.log.warn({ err }, 'events not sent; spooling them until reconnected');
+        for (const s of seats) await this.spoolPending(s);
+        return;
+      }
+    }
+  }
+
+  private async spoolPending(seat: Seat): Promise<void> {
+    const events = seat.pending;
+    seat.pending = [];
+    await seat.spool.append(events);
+  }
+
+  /**
+   * Waits until the run's events reached the server (reconnecting as needed), or the server
+   * refused them, or the factory closes.
+   */
+  private async eventsSent(seat: Seat): Promise<void> {
+    while (!this.closed && !seat.refused && (seat.pending.length > 0 || seat.spool.count > 0)) {
+      if (this.connection.state !== 'connected') {
+        try {
+          await this.connection.whenConnected();
+        } catch {
+          return;
+        }
+      }
+      this.flushSoon(0);
+      await delay(10);
+      await this.flushing;
+    }
+  }
+}
+
+function failureText(outcome: RunOutcome): string {
+  const exit = outcome.exit;
+  const how =
+    exit === null ? '' : exit.signal ? ` (signal ${exit.signal})` : ` (exit ${exit.code})`;
+  switch (outcome.result) {
+    case 'agent_failed':
+      return `the agent failed${how}`;
+    case 'gate_failed':
+      return 'the verify commands failed';
+    case 'timeout':
+      return 'the run timed out';
+    default:
+      return `the run ${outcome.result}${how}`;
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+const delay = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref?.();
+  });

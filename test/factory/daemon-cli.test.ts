@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { IpcClient } from '../../src/factory/ipc/index.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { closedPort, listen } from '../client/helpers.js';
+import { root } from '../helpers/fleet-process.js';
+import { STORES } from '../helpers/stores.js';
+import { cleanup, makeRepo, tempDir } from './fixtures.js';
+
+const sqlite = STORES.find((k) => k.name === 'sqlite')!;
+
+function launchFactory(args: string[], env: Record<string, string> = {}) {
+  const base = { ...process.env };
+  delete base.FLEET_TOKEN;
+  delete base.FLEET_SERVER;
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'factory', ...args],
+    { cwd: root, env: { ...base, FLEET_DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  onTestFinished(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('fleet factory', () => {
+  it('connects, prints its ready line, runs a job, and exits 0 on SIGTERM', async () => {
+    const server = await listen(sqlite, { store: { clock: () => Date.now() } });
+    const token = await server.token('factory', ['acme']);
+    const operator = server.client(await server.token('operator', ['acme']));
+    const workDir = await tempDir('fleet-work-');
+    const repo = await makeRepo();
+    onTestFinished(() => cleanup(workDir, repo));
+
+    const f = launchFactory(
+      [
+        '--server',
+        server.baseUrl,
+        '--name',
+        'cli-factory',
+        '--seats',
+        '2',
+        '--work-dir',
+        workDir,
+        '--data-dir',
+        workDir,
+      ],
+      { FLEET_TOKEN: token },
+    );
+    void f.exited.then((code) => {
+      if (!/connected to/.test(f.stdout())) throw new Error(`exited ${code}:\n${f.stderr()}`);
+    });
+    await until(() => /control socket/.test(f.stdout()));
+    const socket = join(workDir, 'factory-cli-factory.sock');
+    expect(f.stdout()).toBe(
+      `factory cli-factory connected to ${server.baseUrl} with 2 seats\ncontrol socket ${socket}\n`,
+    );
+    // The local control socket answers for the running daemon.
+    const ipc = new IpcClient(socket);
+    onTestFinished(() => ipc.close());
+    expect(await ipc.status()).toMatchObject({ name: 'cli-factory', seats: { total: 2, busy: 0 } });
+    expect((await ipc.snapshot()).schema).toBe('fleet.snapshot.v1');
+
+    const { jobs } = await operator.submitJobs([
+      { bodyMd: 'echo from the cli', engine: 'shell', manifest: { cwd: repo }, key: 'cli1' },
+    ]);
+    const id = jobs[0]!.job.id;
+    await until(async () => (await server.store.getJob('acme', id))?.stage === 'succeeded');
+
+    f.child.kill('SIGTERM');
+    expect(await f.exited).toBe(0);
+    expect(f.stderr()).toMatch(/"msg":"factory stopped"/);
+  });
+
+  it('says what is missing without a token, and exits 1', async () => {
+    const dir = await tempDir('fleet-empty-');
+    onTestFinished(() => cleanup(dir));
+    const f = launchFactory(['--data-dir', dir]);
+    expect(await f.exited).toBe(1);
+    expect(f.stderr()).toMatch(/^error: no token: pass --token/);
+  });
+
+  it('exits 1 when the server cannot be reached', async () => {
+    const dir = await tempDir('fleet-empty-');
+    onTestFinished(() => cleanup(dir));
+    const port = await closedPort();
+    const f = launchFactory([
+      '--server',
+      `http://127.0.0.1:${port}`,
+      '--token',
+      'x',
+      '--work-dir',
+      dir,
+    ]);
+    expect(await f.exited).toBe(1);
+    expect(f.stderr()).toMatch(/error: cannot connect to http:\/\/127\.0\.0\.1:\d+/);
+  });
+});
