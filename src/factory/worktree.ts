@@ -90,6 +90,7 @@ export async function createWorktree(options: CreateWorktreeOptions): Promise<Wo
     path.resolve(options.workRoot),
     `${slug}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`,
   );
+  await releaseBranch(repo, options.branch);
   await git(repo, ['worktree', 'add', '-B', options.branch, dir, start]);
   return {
     root: dir,
@@ -99,6 +100,23 @@ export async function createWorktree(options: CreateWorktreeOptions): Promise<Wo
     branch: options.branch,
     start,
   };
+}
+
+/**
+ * Frees `branch` if an earlier run of this job still has it checked out: a factory killed
+ * mid-run never detached its worktree, and git refuses a branch checked out twice. Holding the
+ * job's lease means no one else runs it, so that worktree is dead: forget it when its directory
+ * is gone (prune), else detach it, keeping its files for inspection.
+ */
+async function releaseBranch(repo: string, branch: string): Promise<void> {
+  await git(repo, ['worktree', 'prune']);
+  const listing = await git(repo, ['worktree', 'list', '--porcelain']);
+  for (const entry of listing.split('\n\n')) {
+    const lines = entry.split('\n');
+    const at = lines.find((l) => l.startsWith('worktree '))?.slice('worktree '.length);
+    if (at !== undefined && lines.includes(`branch refs/heads/${branch}`) && at !== repo)
+      await detachWorktree(at);
+  }
 }
 
 async function startPoint(repo: string, checkpoint: Checkpoint | null): Promise<string> {
