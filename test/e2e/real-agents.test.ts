@@ -1,0 +1,345 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { estimateCostUsd, type Run } from '../../src/core/index.js';
+import { claudeCode } from '../../src/engines/claude-code.js';
+import { codex } from '../../src/engines/codex.js';
+import type { Engine } from '../../src/engines/index.js';
+import { listen, type ListeningServer } from '../client/helpers.js';
+import { cleanup, makeRepo, show, tempDir } from '../factory/fixtures.js';
+import { root } from '../helpers/fleet-process.js';
+import {
+  SCRIPT_USAGE as ANTHROPIC_USAGE,
+  startAnthropicServer,
+} from '../helpers/model-servers/anthropic.js';
+import {
+  SCRIPT_USAGE as RESPONSES_USAGE,
+  startOpenAIResponsesServer,
+} from '../helpers/model-servers/openai-responses.js';
+import { STORES } from '../helpers/stores.js';
+
+/**
+ * Issue 4's end to end: a job with `engine: claude-code` (then `codex`) submitted to a real
+ * server, claimed by the real `fleet factory` child process, which runs the real agent CLI (the
+ * dev dependency) in a worktree against a scripted model server on 127.0.0.1. The job ends
+ * `succeeded` with the agent's edit committed on its branch and tokens/cost in the run's insights.
+ *
+ * Everything the CLI needs (base URL, key, a temporary HOME / CODEX_HOME) is in the factory's
+ * environment: the runner passes the factory's environment through to its agents.
+ */
+
+const sqlite = STORES.find((k) => k.name === 'sqlite')!;
+const BIN = join(root, 'node_modules', '.bin');
+const PATH = [BIN, process.env.PATH ?? ''].join(delimiter);
+const CONTENT = 'hello from the scripted model\n';
+
+/** Whether `<binary> --version` runs; the reason when it does not. */
+function runnable(engine: Engine): { ok: true; version: string } | { ok: false; why: string } {
+  const home = mkdtempSync(join(tmpdir(), `fleet-${engine.name}-version-`));
+  const r = spawnSync(engine.binary, engine.versionArgs, {
+    env: { PATH, HOME: home, CODEX_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
+  rmSync(home, { recursive: true, force: true });
+  if (r.error) return { ok: false, why: r.error.message };
+  if (r.status !== 0) return { ok: false, why: `exit ${r.status}: ${r.stderr.trim()}` };
+  return { ok: true, version: r.stdout.trim() };
+}
+
+const claudeProbe = runnable(claudeCode);
+const codexProbe = runnable(codex);
+for (const [name, probe, pkg] of [
+  ['Claude Code', claudeProbe, '@anthropic-ai/claude-code'],
+  ['Codex', codexProbe, '@openai/codex'],
+] as const) {
+  if (!probe.ok)
+    console.warn(
+      `Real ${name} factory e2e skipped: \`${name === 'Codex' ? 'codex' : 'claude'} --version\` ` +
+        `failed (${probe.why}). Run \`npm install\` (dev dependency ${pkg} and its platform package).`,
+    );
+}
+
+/** The parent's environment without anything that could point an agent elsewhere. */
+function baseEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined) continue;
+    if (/^(FLEET_|ANTHROPIC_|CLAUDE|OPENAI_|CODEX_)/.test(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+/** The real `fleet factory` as a child process, with `env` layered over a clean environment. */
+function launchFactory(args: string[], token: string, env: Record<string, string>) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'factory', ...args],
+    {
+      cwd: root,
+      env: { ...baseEnv(), PATH, FLEET_DEBUG: '', FLEET_TOKEN: token, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+async function until(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+  why: () => string | Promise<string>,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting\n${await why()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface Setup {
+  server: ListeningServer;
+  repo: string;
+  work: string;
+  home: string;
+}
+
+async function setup(): Promise<Setup> {
+  const server = await listen(sqlite);
+  const repo = await makeRepo();
+  const work = await tempDir('fleet-e2e-work-');
+  const home = await tempDir('fleet-e2e-home-');
+  onTestFinished(() => cleanup(repo, work, home));
+  return { server, repo, work, home };
+}
+
+/**
+ * Starts the factory, submits one job and waits for it to end; returns the job, its runs and
+ * events. Fails with the factory's output and the job's events when the job does not succeed.
+ */
+async function runThroughFactory(
+  s: Setup,
+  env: Record<string, string>,
+  job: { engine: string; key: string; model: string },
+) {
+  const token = await s.server.token('factory', ['acme']);
+  const operator = s.server.client(await s.server.token('operator', ['acme']));
+  const factory = launchFactory(
+    [
+      '--server',
+      s.server.baseUrl,
+      '--name',
+      `factory-${job.key}`,
+      '--seats',
+      '1',
+      '--work-dir',
+      s.work,
+      '--data-dir',
+      s.work,
+      '--poll-ms',
+      '200',
+    ],
+    token,
+    env,
+  );
+  await until(
+    () => /control socket/.test(factory.stdout()),
+    15_000,
+    () => `factory stdout:\n${factory.stdout()}\nstderr:\n${factory.stderr()}`,
+  );
+  const { jobs } = await operator.submitJobs([
+    {
+      engine: job.engine,
+      bodyMd: 'create hello.txt',
+      key: job.key,
+      manifest: { cwd: s.repo, yolo: true, model: job.model },
+    },
+  ]);
+  const id = jobs[0]!.job.id;
+  const events = () => s.server.store.readEvents('acme', id, { limit: 10_000 });
+  const explain = async () =>
+    [
+      `job: ${JSON.stringify(await s.server.store.getJob('acme', id))}`,
+      `runs: ${JSON.stringify(await s.server.store.listRuns('acme', id))}`,
+      `events:\n${(await events()).map((e) => `${e.type} ${JSON.stringify(e.data)}`).join('\n')}`,
+      `factory stdout:\n${factory.stdout()}\nstderr:\n${factory.stderr()}`,
+    ].join('\n');
+  await until(
+    async () => {
+      const runs = await s.server.store.listRuns('acme', id);
+      if (runs.some((r) => r.result !== null && r.result !== 'success'))
+        throw new Error(`a run did not succeed\n${await explain()}`);
+      return (await s.server.store.getJob('acme', id))?.stage === 'succeeded';
+    },
+    45_000,
+    explain,
+  );
+  const runs: Run[] = await s.server.store.listRuns('acme', id);
+  const stored = await events();
+  factory.child.kill('SIGTERM');
+  expect(await factory.exited).toBe(0);
+  return { id, runs, events: stored, explain };
+}
+
+describe('real agents through the real factory', () => {
+  it.skipIf(!claudeProbe.ok)(
+    `claude-code${claudeProbe.ok ? ` (${claudeProbe.version})` : ''}: the job succeeds with the Write on its branch, tokens and cost recorded`,
+    { timeout: 60_000 },
+    async () => {
+      const s = await setup();
+      // The worktree's path is only known once the factory made it: the scripted Write uses a
+      // relative path, which Claude Code resolves against its cwd (the job's worktree).
+      const model = await startAnthropicServer([
+        [
+          { type: 'text', text: "I'll create hello.txt." },
+          { type: 'tool_use', name: 'Write', input: { file_path: 'hello.txt', content: CONTENT } },
+        ],
+        [{ type: 'text', text: 'done' }],
+      ]);
+      onTestFinished(() => model.close());
+
+      const { runs, events, explain } = await runThroughFactory(
+        s,
+        {
+          HOME: s.home,
+          ANTHROPIC_BASE_URL: model.url,
+          ANTHROPIC_API_KEY: 'test',
+          CLAUDE_CODE_MAX_RETRIES: '0',
+          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+          DISABLE_TELEMETRY: '1',
+          DISABLE_AUTOUPDATER: '1',
+          DISABLE_ERROR_REPORTING: '1',
+        },
+        { engine: 'claude-code', key: 'claude-e2e', model: 'claude-sonnet-4-5' },
+      );
+
+      expect(await show(s.repo, 'fleet/claude-e2e:hello.txt'), await explain()).toBe(CONTENT);
+      expect(model.turnsPlayed).toBe(2);
+      expect(model.overruns).toBe(0);
+
+      expect(runs).toHaveLength(1);
+      const u = ANTHROPIC_USAGE;
+      expect(runs[0]).toMatchObject({ engine: 'claude-code', result: 'success' });
+      expect(runs[0]!.insights).toMatchObject({
+        model: 'claude-sonnet-4-5',
+        tokensIn: 2 * (u.input_tokens + u.cache_creation_input_tokens),
+        tokensOut: 2 * u.output_tokens,
+        tokensCached: 2 * u.cache_read_input_tokens,
+        turns: 2,
+        toolCalls: 1,
+        estimated: false,
+        filesChanged: 1,
+      });
+      expect(runs[0]!.insights.costUsd).toBeGreaterThan(0);
+
+      const types = events.map((e) => e.type);
+      for (const t of ['session', 'tool_call', 'tool_result', 'result', 'commit'])
+        expect(types, await explain()).toContain(t);
+      expect(types.indexOf('tool_call')).toBeLessThan(types.indexOf('tool_result'));
+      const call = events.find((e) => e.type === 'tool_call')!;
+      expect(call.data).toMatchObject({ name: 'Write' });
+      const result = events.find((e) => e.type === 'tool_result')!;
+      expect(result.data).toMatchObject({ id: call.data.id, isError: false });
+    },
+  );
+
+  it.skipIf(!codexProbe.ok)(
+    `codex${codexProbe.ok ? ` (${codexProbe.version})` : ''}: the job succeeds with the shell edit on its branch, tokens and an estimated cost`,
+    { timeout: 60_000 },
+    async () => {
+      const s = await setup();
+      const modelName = 'gpt-5.5';
+      const model = await startOpenAIResponsesServer([
+        [
+          { type: 'message', text: "I'll create hello.txt." },
+          {
+            type: 'function_call',
+            name: 'exec_command',
+            arguments: { cmd: "printf '%s\\n' 'hello from the scripted model' > hello.txt" },
+            callId: 'call_script_hello',
+          },
+        ],
+        [{ type: 'message', text: 'done' }],
+      ]);
+      onTestFinished(() => model.close());
+
+      // The provider comes from $CODEX_HOME/config.toml: the factory adds no provider flags.
+      const codexHome = join(s.home, '.codex');
+      await mkdir(codexHome, { recursive: true });
+      await writeFile(
+        join(codexHome, 'config.toml'),
+        [
+          'model_provider = "fleet"',
+          'check_for_update_on_startup = false',
+          '',
+          '[features]',
+          'plugins = false',
+          '',
+          '[model_providers.fleet]',
+          'name = "fleet"',
+          `base_url = ${JSON.stringify(model.baseUrl)}`,
+          'wire_api = "responses"',
+          'env_key = "FLEET_TEST_CODEX_KEY"',
+          'request_max_retries = 0',
+          'stream_max_retries = 0',
+          '',
+        ].join('\n'),
+      );
+
+      const { runs, events, explain } = await runThroughFactory(
+        s,
+        { HOME: s.home, CODEX_HOME: codexHome, FLEET_TEST_CODEX_KEY: 'test-key' },
+        { engine: 'codex', key: 'codex-e2e', model: modelName },
+      );
+
+      expect(await show(s.repo, 'fleet/codex-e2e:hello.txt'), await explain()).toBe(CONTENT);
+      expect(model.turnsPlayed).toBe(2);
+      expect(model.overruns).toBe(0);
+      const [first] = model.turnRequests();
+      expect(first?.headers.authorization).toBe('Bearer test-key');
+      expect(first?.body).toMatchObject({ model: modelName, stream: true });
+
+      expect(runs).toHaveLength(1);
+      const u = RESPONSES_USAGE;
+      const cached = 2 * u.input_tokens_details.cached_tokens;
+      const tokens = {
+        tokensIn: 2 * u.input_tokens - cached,
+        tokensOut: 2 * u.output_tokens,
+        tokensCached: cached,
+      };
+      const cost = estimateCostUsd({ model: modelName, ...tokens });
+      expect(cost).toBeGreaterThan(0);
+      expect(runs[0]).toMatchObject({ engine: 'codex', result: 'success' });
+      expect(runs[0]!.insights).toMatchObject({
+        model: modelName,
+        ...tokens,
+        turns: 1,
+        toolCalls: 1,
+        costUsd: cost,
+        estimated: true,
+        filesChanged: 1,
+      });
+
+      const types = events.map((e) => e.type);
+      for (const t of ['session', 'tool_call', 'tool_result', 'result', 'commit'])
+        expect(types, await explain()).toContain(t);
+      expect(types.indexOf('tool_call')).toBeLessThan(types.indexOf('tool_result'));
+      const call = events.find((e) => e.type === 'tool_call')!;
+      expect(call.data).toMatchObject({ name: 'bash' });
+      const result = events.find((e) => e.type === 'tool_result')!;
+      expect(result.data).toMatchObject({ id: call.data.id, isError: false, exitCode: 0 });
+    },
+  );
+});
