@@ -16,6 +16,7 @@ import { engineFor } from '../engines/registry.js';
 import type { DaemonControl, FactorySnapshot, RunSnapshot } from './daemon-control.js';
 import { EventSpool } from './daemon/spool.js';
 import { LEASE_LOST, runJob, type RunJobInput, type RunOutcome } from './run-job.js';
+import { parseStall } from './watchdog.js';
 
 export interface FactoryOptions {
   /** The control plane, e.g. `http://127.0.0.1:7070`. */
@@ -377,13 +378,19 @@ class Factory implements DaemonControl {
         ...(typeof m.setup === 'string' ? { setup: m.setup } : {}),
         ...(typeof m.yolo === 'boolean' ? { yolo: m.yolo } : {}),
         ...(typeof m.model === 'string' ? { model: m.model } : {}),
+        // `stall: {afterMs?, policy?, nudge?, maxRestarts?}`; no watchdog without it.
+        ...stallOf(m.stall),
       },
       engine,
       workRoot,
       env: { FLEET_URL: this.connection.baseUrl, FLEET_JOB_ID: job.id },
       ...(this.options.graceMs === undefined ? {} : { graceMs: this.options.graceMs }),
       signal: seat.controller.signal,
-      onEvent: (event) => this.event(seat, event),
+      onEvent: (event) => {
+        // The snapshot shows a stalled run as such until the agent (re)starts or exits.
+        if (event.type === 'stalled') seat.state = 'stalled';
+        this.event(seat, event);
+      },
       onState: (state) => {
         seat.state = state;
       },
@@ -607,7 +614,13 @@ class Factory implements DaemonControl {
   }
 }
 
+function stallOf(value: unknown): Pick<RunJobInput['job'], 'stall'> {
+  const stall = parseStall(value);
+  return stall === null ? {} : { stall };
+}
+
 function failureText(outcome: RunOutcome): string {
+  if (outcome.error) return outcome.error;
   const exit = outcome.exit;
   const how =
     exit === null ? '' : exit.signal ? ` (signal ${exit.signal})` : ` (exit ${exit.code})`;

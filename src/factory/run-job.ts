@@ -11,6 +11,7 @@ import type { AgentState, Engine, EngineParser, EngineRunInput } from '../engine
 import { commitAll, diffstat } from './checkpoint.js';
 import { DEFAULT_GRACE_MS, spawnProcess } from './spawn-agent.js';
 import { runVerify, TailBuffer, VERIFY_TAIL_BYTES } from './verify.js';
+import { RESTART_MESSAGE, Watchdog, type StallConfig } from './watchdog.js';
 import {
   branchName,
   createWorktree,
@@ -30,6 +31,8 @@ export interface RunJobInput {
     setup?: string;
     yolo?: boolean;
     model?: string;
+    /** Stall supervision of the agent (see watchdog.ts); none when unset. */
+    stall?: StallConfig | null;
   };
   engine: Engine;
   /** Where worktrees go. */
@@ -58,7 +61,13 @@ export interface RunOutcome {
   worktree: string;
   branch: string | null;
   sessionId: string | null;
+  /** Why the run failed, when the runner knows better than the result (a stall). */
+  error?: string;
 }
+
+/** The abort reason of an agent stopped by the stall watchdog. */
+const STALLED = 'stalled';
+type StallAction = 'fail' | 'resume' | 'restart';
 
 /** The reason to pass to `AbortController.abort` when the lease was lost. */
 export const LEASE_LOST = 'lease_lost';
@@ -79,6 +88,13 @@ export const LEASE_LOST = 'lease_lost';
  * 5. Success: everything is committed on the branch (`commit`) and the worktree removed.
  *    Otherwise: uncommitted work is committed as a checkpoint when the run changed anything,
  *    the worktree is kept (HEAD detached, so the branch is free for a retry).
+ *
+ * `job.stall` (optional) supervises the agent: every stdout or stderr line counts as activity;
+ * after `stall.afterMs` of silence a `stalled` event ({silentMs, policy, action}) is emitted and
+ * the policy applied (see StallConfig): `action` is `fail` (the agent is stopped and the run
+ * ends `agent_failed`, `error` "stalled: no output for Ns"), `resume` (stopped, its session
+ * resumed with a message) or `restart` (stopped, its command run again in the same worktree).
+ * Setup and verify are not supervised (the timeout bounds them).
  *
  * `job.timeoutMs` bounds the whole run (setup, agent, verify, fix attempts): at the deadline
  * the running process group gets SIGTERM, then SIGKILL after `graceMs`. An abort does the same.
@@ -112,6 +128,8 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
   const graceMs = input.graceMs ?? DEFAULT_GRACE_MS;
   const deadline = job.timeoutMs == null ? null : Date.now() + job.timeoutMs;
   const parser = engine.parser({ model: job.model });
+  /** Restarts after stalls so far, over the whole run. */
+  let restarts = 0;
 
   const outcome: RunOutcome = {
     result: 'crashed',
@@ -238,10 +256,73 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
     }
   }
 
-  /** Runs the engine once; null when it exited 0 (and did not say it failed). */
-  async function runAgent(run: EngineRunInput): Promise<RunResult | null> {
+  /**
+   * Runs the engine until it exits on its own; null when it exited 0 (and did not say it
+   * failed). A stall under a `restart` or `nudge` policy stops it and runs it again here.
+   */
+  async function runAgent(first: EngineRunInput): Promise<RunResult | null> {
+    let run = first;
+    for (;;) {
+      const once = await runAgentOnce(run);
+      if (once.kind === 'done') return once.result;
+      if (once.action === 'fail') {
+        outcome.error = `stalled: no output for ${seconds(once.silentMs)}s`;
+        return 'agent_failed';
+      }
+      // The parser's session is read now: the stopped run may have reported it late.
+      const sessionId = parser.summary().sessionId;
+      run =
+        sessionId !== null
+          ? { ...first, prompt: resumeMessage(), resumeSessionId: sessionId }
+          : first;
+    }
+  }
+
+  function resumeMessage(): string {
+    return job.stall?.policy === 'nudge' ? job.stall.nudge : RESTART_MESSAGE;
+  }
+
+  async function runAgentOnce(
+    run: EngineRunInput,
+  ): Promise<
+    | { kind: 'done'; result: RunResult | null }
+    | { kind: 'stalled'; action: StallAction; silentMs: number }
+  > {
     const command = engine.command(run);
+    const stall = job.stall ?? null;
+    // The agent's own stop: the run's signal, or a stall.
+    const local = new AbortController();
+    const forward = (): void => local.abort(input.signal?.reason);
+    if (input.signal?.aborted) forward();
+    else input.signal?.addEventListener('abort', forward, { once: true });
+    let stalled: { action: StallAction; silentMs: number } | null = null;
+    const dog =
+      stall === null
+        ? null
+        : new Watchdog({
+            stalledAfterMs: stall.afterMs,
+            onStall: (silentMs) => {
+              if (local.signal.aborted) return;
+              dog?.stop();
+              const action: StallAction =
+                stall.policy === 'fail' || restarts >= stall.maxRestarts
+                  ? 'fail'
+                  : parser.summary().sessionId !== null
+                    ? 'resume'
+                    : 'restart';
+              if (action !== 'fail') restarts += 1;
+              stalled = { action, silentMs };
+              emit('stalled', {
+                silentMs,
+                policy: stall.policy,
+                action,
+                ...(action === 'fail' ? {} : { restart: restarts, maxRestarts: stall.maxRestarts }),
+              });
+              local.abort(STALLED);
+            },
+          });
     onState('starting');
+    dog?.start();
     const out = await spawnProcess({
       command: command.command,
       args: command.args,
@@ -250,18 +331,37 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
       stdin: command.stdin,
       timeoutMs: remaining(deadline),
       graceMs,
-      signal: input.signal,
+      signal: local.signal,
       maxLineChars: input.maxLineChars,
-      onStdoutLine: (line) => feed(parser, line),
-      onStderrLine: (line) => onEvent({ type: 'log', data: { stream: 'stderr', line } }),
+      onStdoutLine: (line) => {
+        dog?.touch();
+        feed(parser, line);
+      },
+      onStderrLine: (line) => {
+        dog?.touch();
+        onEvent({ type: 'log', data: { stream: 'stderr', line } });
+      },
     });
+    dog?.stop();
+    input.signal?.removeEventListener('abort', forward);
     onState('exited');
     outcome.exit = out.exit;
     emit('agent_exit', { code: out.exit.code, signal: out.exit.signal, reason: out.reason });
+    const done = (result: RunResult | null) => ({ kind: 'done' as const, result });
     if (out.spawnError) {
       emit('error', { message: `could not start ${command.command}: ${out.spawnError.message}` });
-      return 'crashed';
+      return done('crashed');
     }
+    // A cancel or lost lease wins over a stall that happened at the same time.
+    if (out.reason === 'aborted' && !input.signal?.aborted && stalled !== null)
+      return { kind: 'stalled', ...(stalled as { action: StallAction; silentMs: number }) };
+    return done(agentResult(out));
+  }
+
+  function agentResult(out: {
+    reason: 'exited' | 'timeout' | 'aborted';
+    exit: RunExit;
+  }): RunResult | null {
     const why = resultOf(out.reason);
     if (why) return why;
     if (out.exit.code !== 0) return 'agent_failed';
@@ -342,6 +442,11 @@ export function fixPrompt(result: VerifyResult): string {
     failed.outputTail,
     '```',
   ].join('\n');
+}
+
+/** 0.3, 9.5, 600: one decimal under ten seconds. */
+function seconds(ms: number): string {
+  return ms < 10_000 ? (ms / 1000).toFixed(1) : String(Math.round(ms / 1000));
 }
 
 function remaining(deadline: number | null): number | null {
