@@ -3,8 +3,10 @@ import { parseArgs } from 'node:util';
 export type StoreKind = 'sqlite' | 'postgres';
 
 /** The measurements the bench can run. */
-export const SECTIONS = ['burn-down', 'latency', 'ingest'] as const;
+export const SECTIONS = ['burn-down', 'latency', 'ingest', 'footprint'] as const;
 export type Section = (typeof SECTIONS)[number];
+/** What runs without --only: the footprint (a factory child, 50 agents) only on request. */
+const DEFAULT_SECTIONS: Section[] = ['burn-down', 'latency', 'ingest'];
 
 export interface BenchOptions {
   json: boolean;
@@ -29,6 +31,22 @@ export interface BenchOptions {
   ingestBatch: number;
   /** `events` requests in flight on the events lane. */
   ingestInFlight: number;
+  /** Footprint: stand-in agents at once on one factory. */
+  footprintAgents: number;
+  /** Footprint: seconds each stand-in agent prints. */
+  footprintSeconds: number;
+  /** Footprint: lines per second per stand-in agent. */
+  footprintRate: number;
+  /** Flood: lines per second from the one flooding agent. */
+  floodRate: number;
+  /** Flood: seconds it floods. */
+  floodSeconds: number;
+  /** Flood: the server's lease TTL (heartbeats every third of it). */
+  floodLeaseTtlMs: number;
+  /** Where the factory child writes a V8 CPU profile (--cpu-prof); null: none. */
+  cpuProfDir: string | null;
+  /** The CLI the factory child runs: src/cli/main.ts under tsx, or a built dist/cli/main.js. */
+  factoryEntry: string;
 }
 
 /** Events per ingest run when --ingest-events is absent. */
@@ -49,12 +67,21 @@ export const USAGE = `usage: npm run bench -- [options]
   --pg-url URL           PostgreSQL database (default $FLEET_BENCH_PG_URL or ${DEFAULT_PG_URL})
   --pgbench-seconds S    pgbench run length (default 10)
   --no-pgbench           skip the pgbench baseline (it only runs with the burn-down)
-  --only LIST            burn-down,latency,ingest (default all three)
+  --only LIST            burn-down,latency,ingest,footprint (default the first three)
   --latency-jobs N       timed submit → claimed samples per store (default 500)
   --latency-warmup N     submits before those, not counted (default 50)
   --ingest-events N      events per ingest run (default 200000 on SQLite, 100000 on PostgreSQL)
   --ingest-batch N       events per events request (default 500, at most 10000)
-  --ingest-in-flight N   events requests in flight (default 8)`;
+  --ingest-in-flight N   events requests in flight (default 8)
+  --footprint-agents N   stand-in agents at once on one factory (default 50; SQLite only)
+  --footprint-seconds S  seconds each stand-in agent prints (default 20)
+  --footprint-rate N     lines per second per stand-in agent (default 20)
+  --flood-rate N         lines per second from the flooding agent (default 50000)
+  --flood-seconds S      seconds it floods (default 10)
+  --flood-lease-ttl MS   the server's lease TTL during the flood (default 3000)
+  --cpu-prof DIR         write a V8 CPU profile of the factory child to DIR
+  --factory-entry FILE   the CLI the factory child runs (default src/cli/main.ts under tsx;
+                         a .js file, e.g. dist/cli/main.js, runs without tsx)`;
 
 function positiveInt(flag: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -82,7 +109,7 @@ function nonNegativeInt(flag: string, raw: string | undefined, fallback: number)
 }
 
 function sectionList(raw: string | undefined): Section[] {
-  if (raw === undefined) return [...SECTIONS];
+  if (raw === undefined) return [...DEFAULT_SECTIONS];
   const names = raw.split(',').map((s) => s.trim());
   for (const n of names)
     if (!(SECTIONS as readonly string[]).includes(n))
@@ -115,6 +142,14 @@ export function parseBenchArgs(
       'ingest-events': { type: 'string' },
       'ingest-batch': { type: 'string' },
       'ingest-in-flight': { type: 'string' },
+      'footprint-agents': { type: 'string' },
+      'footprint-seconds': { type: 'string' },
+      'footprint-rate': { type: 'string' },
+      'flood-rate': { type: 'string' },
+      'flood-seconds': { type: 'string' },
+      'flood-lease-ttl': { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      'factory-entry': { type: 'string' },
     },
   });
   const jobs = positiveInt('--jobs', values.jobs, 50_000);
@@ -140,5 +175,13 @@ export function parseBenchArgs(
         : positiveInt('--ingest-events', values['ingest-events'], 0),
     ingestBatch,
     ingestInFlight: positiveInt('--ingest-in-flight', values['ingest-in-flight'], 8),
+    footprintAgents: positiveInt('--footprint-agents', values['footprint-agents'], 50),
+    footprintSeconds: positiveInt('--footprint-seconds', values['footprint-seconds'], 20),
+    footprintRate: positiveInt('--footprint-rate', values['footprint-rate'], 20),
+    floodRate: positiveInt('--flood-rate', values['flood-rate'], 50_000),
+    floodSeconds: positiveInt('--flood-seconds', values['flood-seconds'], 10),
+    floodLeaseTtlMs: positiveInt('--flood-lease-ttl', values['flood-lease-ttl'], 3_000),
+    cpuProfDir: values['cpu-prof'] ?? null,
+    factoryEntry: values['factory-entry'] ?? 'src/cli/main.ts',
   };
 }

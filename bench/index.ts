@@ -8,12 +8,15 @@ import {
 } from './args.js';
 import { burnDown, enqueueJobs } from './burn-down.js';
 import { eventIngest } from './event-ingest.js';
+import { factoryFlood, factoryFootprint } from './factory-footprint.js';
 import { runPgbench } from './pgbench.js';
 import { planVariants } from './plan.js';
 import {
   toJson,
   toTable,
   type BenchReport,
+  type FloodRow,
+  type FootprintRow,
   type IngestRow,
   type LatencyRow,
   type ResultRow,
@@ -81,7 +84,16 @@ async function main(o: BenchOptions): Promise<void> {
     if (o.only.includes('ingest')) ingest.push(await runIngest(o, kind, setup));
   }
 
-  const report: BenchReport = { results, latency, ingest, baseline: { pgbenchTps } };
+  const footprint: (FootprintRow | FloodRow)[] = [];
+  if (o.only.includes('footprint')) footprint.push(...(await runFootprint(o)));
+
+  const report: BenchReport = {
+    results,
+    latency,
+    ingest,
+    footprint,
+    baseline: { pgbenchTps },
+  };
   progress(`total bench time ${((performance.now() - started) / 1000).toFixed(1)} s`);
   process.stdout.write(`${o.json ? toJson(report) : toTable(report, pgbenchNote)}\n`);
 }
@@ -128,6 +140,101 @@ async function runIngest(o: BenchOptions, kind: StoreKind, setup: StoreSetup): P
     eventsPerSec: r.eventsPerSec,
     seconds: r.seconds,
   } satisfies IngestRow;
+}
+
+/** The issue's targets for the daemon itself with 50 agents: RSS and CPU (% of one core). */
+const FOOTPRINT_TARGET = { rssMb: 150, cpuPct: 5 };
+/** The flood must leave the lease at least this far from expiring. */
+const MIN_HEADROOM_MS = 1_000;
+/** The flood's stored events/s must reach this share of the (paced) generator's rate. */
+const FLOOD_KEEP_UP = 0.95;
+
+/** Footprint then flood, each on its own fresh SQLite store and server (the default store). */
+async function runFootprint(o: BenchOptions): Promise<[FootprintRow, FloodRow]> {
+  const nodeFlags = (label: string) =>
+    o.cpuProfDir === null
+      ? []
+      : [
+          '--cpu-prof',
+          '--cpu-prof-dir',
+          o.cpuProfDir,
+          '--cpu-prof-name',
+          `factory-${label}.cpuprofile`,
+        ];
+  const setup: StoreSetup = { store: 'sqlite', durability: 'normal', concurrency: o.concurrency };
+  progress(
+    `factory footprint: ${o.footprintAgents} stand-in agents × ${o.footprintRate} lines/s ` +
+      `for ${o.footprintSeconds} s on one factory child`,
+  );
+  const f = await withFreshStore(setup, o.pgUrl, (store) =>
+    withServer(store, (server) =>
+      factoryFootprint(
+        store,
+        server,
+        {
+          agents: o.footprintAgents,
+          seconds: o.footprintSeconds,
+          linesPerSec: o.footprintRate,
+          nodeFlags: nodeFlags('footprint'),
+          entry: o.factoryEntry,
+        },
+        progress,
+      ),
+    ),
+  );
+  progress(
+    `factory flood: one agent at ${o.floodRate} lines/s for ${o.floodSeconds} s, ` +
+      `lease TTL ${o.floodLeaseTtlMs} ms`,
+  );
+  const ttl = o.floodLeaseTtlMs;
+  const fl = await withFreshStore(setup, o.pgUrl, (store) =>
+    withServer(
+      store,
+      (server) =>
+        factoryFlood(
+          store,
+          server,
+          ttl,
+          {
+            linesPerSec: o.floodRate,
+            seconds: o.floodSeconds,
+            nodeFlags: nodeFlags('flood'),
+            entry: o.factoryEntry,
+          },
+          progress,
+        ),
+      { leaseTtlMs: ttl },
+    ),
+  );
+  return [
+    {
+      name: 'factory-footprint',
+      ...f,
+      targetRssMb: FOOTPRINT_TARGET.rssMb,
+      targetCpuPct: FOOTPRINT_TARGET.cpuPct,
+      met: f.maxRssMb < FOOTPRINT_TARGET.rssMb && f.avgCpuPct < FOOTPRINT_TARGET.cpuPct,
+    },
+    {
+      name: 'factory-flood',
+      targetEventsPerSec: o.floodRate,
+      linesSent: fl.linesSent,
+      eventsStored: fl.eventsStored,
+      eventsPerSec: fl.eventsPerSec,
+      seconds: fl.seconds,
+      ingestSeconds: fl.ingestSeconds,
+      leaseTtlMs: fl.leaseTtlMs,
+      minLeaseHeadroomMs: fl.minLeaseHeadroomMs,
+      minHeadroomTargetMs: MIN_HEADROOM_MS,
+      renewals: fl.renewals,
+      maxRssMb: fl.maxRssMb,
+      avgCpuPct: fl.avgCpuPct,
+      // The generator is paced to exactly floodRate: "keeps up" is within 5 % of it.
+      met:
+        fl.succeeded &&
+        fl.minLeaseHeadroomMs >= MIN_HEADROOM_MS &&
+        fl.eventsPerSec >= FLOOD_KEEP_UP * o.floodRate,
+    },
+  ];
 }
 
 let options: BenchOptions;

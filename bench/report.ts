@@ -37,11 +37,48 @@ export interface IngestRow {
   seconds: number;
 }
 
+/** The daemon's own footprint with many agents running (SQLite server in the bench process). */
+export interface FootprintRow {
+  name: 'factory-footprint';
+  agents: number;
+  maxRssMb: number;
+  avgCpuPct: number;
+  maxCpuPct: number;
+  targetRssMb: number;
+  targetCpuPct: number;
+  met: boolean;
+  windowSeconds: number;
+  samples: number;
+  /** The agent guards' total (one small Node process per agent), not the daemon's. */
+  guardsMaxRssMb: number;
+  guardsAvgCpuPct: number;
+  eventsStored: number;
+}
+
+/** Heartbeats under a flood of events from one run. */
+export interface FloodRow {
+  name: 'factory-flood';
+  targetEventsPerSec: number;
+  linesSent: number;
+  eventsStored: number;
+  eventsPerSec: number;
+  seconds: number;
+  ingestSeconds: number;
+  leaseTtlMs: number;
+  minLeaseHeadroomMs: number;
+  minHeadroomTargetMs: number;
+  renewals: number;
+  maxRssMb: number;
+  avgCpuPct: number;
+  met: boolean;
+}
+
 export interface BenchReport {
   /** The burn-downs. */
   results: ResultRow[];
   latency: LatencyRow[];
   ingest: IngestRow[];
+  footprint: (FootprintRow | FloodRow)[];
   baseline: { pgbenchTps: number | null };
 }
 
@@ -91,6 +128,27 @@ export function toJson(report: BenchReport): string {
           eventsPerSec: round(r.eventsPerSec, 1),
           seconds: round(r.seconds, 2),
         })),
+        ...report.footprint.map((r) =>
+          r.name === 'factory-footprint'
+            ? {
+                ...r,
+                maxRssMb: round(r.maxRssMb, 1),
+                avgCpuPct: round(r.avgCpuPct, 2),
+                maxCpuPct: round(r.maxCpuPct, 2),
+                windowSeconds: round(r.windowSeconds, 2),
+                guardsMaxRssMb: round(r.guardsMaxRssMb, 1),
+                guardsAvgCpuPct: round(r.guardsAvgCpuPct, 2),
+              }
+            : {
+                ...r,
+                eventsPerSec: round(r.eventsPerSec, 1),
+                seconds: round(r.seconds, 2),
+                ingestSeconds: round(r.ingestSeconds, 2),
+                minLeaseHeadroomMs: round(r.minLeaseHeadroomMs, 0),
+                maxRssMb: round(r.maxRssMb, 1),
+                avgCpuPct: round(r.avgCpuPct, 2),
+              },
+        ),
       ],
       baseline: {
         pgbenchTps:
@@ -160,8 +218,78 @@ export function toTable(report: BenchReport, pgbenchNote: string): string {
         1,
       ),
     ]);
+  if (report.footprint.length > 0) sections.push(footprintTable(report.footprint));
   return sections.map((lines) => lines.join('\n')).join('\n\n');
 }
+
+/** The footprint and flood rows: the daemon child's own RSS and CPU (% of one core). */
+function footprintTable(rows: (FootprintRow | FloodRow)[]): string[] {
+  const lines: string[] = [];
+  for (const r of rows) {
+    if (lines.length > 0) lines.push('');
+    if (r.name === 'factory-footprint') {
+      lines.push(
+        `factory footprint: ${r.agents} stand-in agents at once on one \`fleet factory\` child`,
+        '',
+        ...table(
+          ['measure', 'value', 'target', 'met'],
+          [
+            [
+              'max RSS',
+              `${r.maxRssMb.toFixed(1)} MB`,
+              `< ${r.targetRssMb} MB`,
+              yesNo(r.maxRssMb < r.targetRssMb),
+            ],
+            [
+              'avg CPU',
+              `${r.avgCpuPct.toFixed(1)} %`,
+              `< ${r.targetCpuPct} %`,
+              yesNo(r.avgCpuPct < r.targetCpuPct),
+            ],
+            ['max CPU (500 ms)', `${r.maxCpuPct.toFixed(1)} %`, '', ''],
+            ['guards RSS (sum)', `${r.guardsMaxRssMb.toFixed(0)} MB`, '', ''],
+            ['guards CPU (sum)', `${r.guardsAvgCpuPct.toFixed(1)} %`, '', ''],
+            ['window', `${r.windowSeconds.toFixed(1)} s, ${r.samples} samples`, '', ''],
+            ['events stored', String(r.eventsStored), '', ''],
+          ],
+          1,
+        ),
+      );
+    } else {
+      lines.push(
+        `factory flood: one run printing ${r.targetEventsPerSec} lines/s, lease TTL ${r.leaseTtlMs} ms`,
+        '',
+        ...table(
+          ['measure', 'value', 'target', 'met'],
+          [
+            [
+              'events/s stored',
+              r.eventsPerSec.toFixed(0),
+              `≥ ${0.95 * r.targetEventsPerSec} (paced)`,
+              yesNo(r.eventsPerSec >= 0.95 * r.targetEventsPerSec),
+            ],
+            [
+              'min lease headroom',
+              `${r.minLeaseHeadroomMs.toFixed(0)} ms`,
+              `≥ ${r.minHeadroomTargetMs} ms`,
+              yesNo(r.minLeaseHeadroomMs >= r.minHeadroomTargetMs),
+            ],
+            ['renewals', String(r.renewals), '', ''],
+            ['events stored / sent', `${r.eventsStored} / ${r.linesSent}`, '', ''],
+            ['running → succeeded', `${r.seconds.toFixed(1)} s`, '', ''],
+            ['factory max RSS', `${r.maxRssMb.toFixed(1)} MB`, '', ''],
+            ['factory avg CPU', `${r.avgCpuPct.toFixed(1)} %`, '', ''],
+          ],
+          1,
+        ),
+      );
+    }
+    lines.push(`met: ${yesNo(r.met)}`);
+  }
+  return lines;
+}
+
+const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
 
 /** The burn-down table: one row per burn-down, then the pgbench line. */
 function burnDownTable(report: BenchReport, pgbenchNote: string): string[] {

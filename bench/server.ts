@@ -23,6 +23,7 @@ export interface BenchServer {
 export async function withServer<T>(
   store: Store,
   body: (server: BenchServer) => Promise<T>,
+  options: { leaseTtlMs?: number } = {},
 ): Promise<T> {
   const admin = newTokenSecret('admin');
   await store.createToken(BENCH_TENANT, { name: 'bench-admin', role: 'admin' }, admin);
@@ -32,7 +33,7 @@ export async function withServer<T>(
     { name: 'bench-factory', role: 'factory', tenants: [BENCH_TENANT] },
     factory,
   );
-  const app = await buildServer({ store, version: 'bench' });
+  const app = await buildServer({ store, version: 'bench', ...options });
   try {
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
