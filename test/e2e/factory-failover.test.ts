@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,7 +8,7 @@ import { EventHub } from '../../src/server/index.js';
 import { runReaperLoop } from '../../src/server/reaper-loop.js';
 import { listen } from '../client/helpers.js';
 import { cleanup, makeRepo, show, tempDir, waitGone } from '../factory/fixtures.js';
-import { root } from '../helpers/fleet-process.js';
+import { launchFleet, until } from '../helpers/fleet-process.js';
 import { STORES } from '../helpers/stores.js';
 
 const sqlite = STORES.find((k) => k.name === 'sqlite')!;
@@ -18,37 +18,8 @@ const LEASE_TTL_MS = 2_000;
 const REAP_EVERY_MS = 300;
 
 /** The real `fleet factory` as a child process. */
-function launchFactory(args: string[], token: string) {
-  const base = { ...process.env };
-  delete base.FLEET_TOKEN;
-  delete base.FLEET_SERVER;
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'factory', ...args],
-    {
-      cwd: root,
-      env: { ...base, FLEET_DEBUG: '', FLEET_TOKEN: token },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const launchFactory = (args: string[], token: string) =>
+  launchFleet(['factory', ...args], { FLEET_TOKEN: token });
 
 /** Live (not zombie) processes whose command line contains `needle`. */
 async function processesWith(needle: string): Promise<number[]> {

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { codex } from '../../src/engines/codex.js';
 import type { Engine } from '../../src/engines/index.js';
 import { listen, type ListeningServer } from '../client/helpers.js';
 import { cleanup, makeRepo, show, tempDir } from '../factory/fixtures.js';
-import { root } from '../helpers/fleet-process.js';
+import { launchFleet, root, until } from '../helpers/fleet-process.js';
 import {
   SCRIPT_USAGE as ANTHROPIC_USAGE,
   startAnthropicServer,
@@ -76,38 +76,12 @@ function baseEnv(): Record<string, string> {
 }
 
 /** The real `fleet factory` as a child process, with `env` layered over a clean environment. */
-function launchFactory(args: string[], token: string, env: Record<string, string>) {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'factory', ...args],
-    {
-      cwd: root,
-      env: { ...baseEnv(), PATH, FLEET_DEBUG: '', FLEET_TOKEN: token, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+const launchFactory = (args: string[], token: string, env: Record<string, string>) =>
+  launchFleet(
+    ['factory', ...args],
+    { ...baseEnv(), PATH, FLEET_TOKEN: token, ...env },
+    { inherit: false },
   );
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-async function until(
-  check: () => boolean | Promise<boolean>,
-  ms: number,
-  why: () => string | Promise<string>,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting\n${await why()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Setup {
   server: ListeningServer;

@@ -1,41 +1,15 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { IpcClient } from '../../src/factory/ipc/index.js';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { closedPort, listen } from '../client/helpers.js';
-import { root } from '../helpers/fleet-process.js';
+import { launchFleet, until } from '../helpers/fleet-process.js';
 import { STORES } from '../helpers/stores.js';
 import { cleanup, makeRepo, tempDir } from './fixtures.js';
 
 const sqlite = STORES.find((k) => k.name === 'sqlite')!;
 
-function launchFactory(args: string[], env: Record<string, string> = {}) {
-  const base = { ...process.env };
-  delete base.FLEET_TOKEN;
-  delete base.FLEET_SERVER;
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'factory', ...args],
-    { cwd: root, env: { ...base, FLEET_DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  onTestFinished(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const launchFactory = (args: string[], env: Record<string, string> = {}) =>
+  launchFleet(['factory', ...args], env);
 
 describe('fleet factory', () => {
   it('connects, prints its ready line, runs a job, and exits 0 on SIGTERM', async () => {

@@ -32,15 +32,26 @@ export async function runFleet(
   }
 }
 
-/** Starts `fleet serve …` in a child process, killed when the test ends if still running. */
-export function launchServe(args: string[], env: Record<string, string> = {}): Omit<Served, 'url'> {
-  const child = spawn(process.execPath, [...entry, 'serve', ...args], {
+/**
+ * Starts `fleet <args>` in a child process, killed when the test ends if still running. The
+ * environment is this process's without any `FLEET_*` variable (so the host's settings never
+ * leak in), plus `env`; pass `inherit: false` to start from `env` alone.
+ */
+export function launchFleet(
+  args: string[],
+  env: Record<string, string> = {},
+  options: { inherit?: boolean } = {},
+): Omit<Served, 'url'> {
+  const base: Record<string, string | undefined> =
+    options.inherit === false ? {} : { ...process.env };
+  for (const name of Object.keys(base)) if (name.startsWith('FLEET_')) delete base[name];
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: root,
-    env: { ...process.env, FLEET_DEBUG: '', ...env },
+    env: { ...base, FLEET_DEBUG: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   onTestFinished(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   let out = '';
   let err = '';
@@ -48,6 +59,24 @@ export function launchServe(args: string[], env: Record<string, string> = {}): O
   child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Starts `fleet serve …` in a child process. */
+export function launchServe(args: string[], env: Record<string, string> = {}): Omit<Served, 'url'> {
+  return launchFleet(['serve', ...args], env);
+}
+
+/** Polls `check` every 50 ms until it holds; fails after `ms` with `why()` in the message. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  ms = 15_000,
+  why: () => string | Promise<string> = () => '',
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting\n${await why()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Starts `fleet serve` and waits for its "listening on <url>" line. */
