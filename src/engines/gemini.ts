@@ -1,4 +1,5 @@
 import { estimateCostUsd } from '../core/index.js';
+import { isRecord, readJsonLine, str, type JsonRecord } from './json-line.js';
 import type { EventInput, Insights } from '../core/index.js';
 import type {
   AgentState,
@@ -61,8 +62,6 @@ function geminiCommand(input: EngineRunInput): EngineCommand {
   };
 }
 
-type Json = Record<string, unknown>;
-
 interface Tokens {
   tokensIn?: number;
   tokensOut?: number;
@@ -87,7 +86,7 @@ function createGeminiParser(): EngineParser {
   let pending = '';
   const openTools = new Set<string>();
   let toolUses = 0;
-  let result: Json | null = null;
+  let result: JsonRecord | null = null;
   let lastError: string | null = null;
 
   function flush(events: EventInput[]): EventInput[] {
@@ -102,14 +101,9 @@ function createGeminiParser(): EngineParser {
   }
 
   function parse(line: string): ParsedLine {
-    if (line.trim() === '') return { events: [] };
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      return raw(line);
-    }
-    if (!isJson(value)) return raw(line);
+    const value = readJsonLine(line);
+    if (value === null) return { events: [] };
+    if (value === 'raw') return raw(line);
 
     switch (value.type) {
       case 'init': {
@@ -117,7 +111,7 @@ function createGeminiParser(): EngineParser {
         if (id === undefined) return raw(line);
         sessionId = id;
         initModel = str(value.model);
-        const data: Json = { sessionId: id };
+        const data: JsonRecord = { sessionId: id };
         if (initModel !== undefined) data.model = initModel;
         return { events: flush([{ type: 'session', data }]), state: 'thinking' };
       }
@@ -140,7 +134,7 @@ function createGeminiParser(): EngineParser {
         if (id === undefined || name === undefined) return raw(line);
         toolUses++;
         openTools.add(id);
-        const input = isJson(value.parameters) ? value.parameters : {};
+        const input = isRecord(value.parameters) ? value.parameters : {};
         return {
           events: flush([{ type: 'tool_call', data: { id, name, input } }]),
           state: 'acting',
@@ -150,9 +144,9 @@ function createGeminiParser(): EngineParser {
         const id = str(value.tool_id);
         if (id === undefined) return raw(line);
         openTools.delete(id);
-        const data: Json = { id, isError: value.status !== 'success' };
+        const data: JsonRecord = { id, isError: value.status !== 'success' };
         const output =
-          str(value.output) ?? (isJson(value.error) ? str(value.error.message) : undefined);
+          str(value.output) ?? (isRecord(value.error) ? str(value.error.message) : undefined);
         if (output !== undefined) data.output = output;
         // Parallel tool calls: the agent acts until the last of them has reported.
         const state: AgentState = openTools.size > 0 ? 'acting' : 'thinking';
@@ -163,16 +157,16 @@ function createGeminiParser(): EngineParser {
         if (message === undefined) return raw(line);
         const severity = str(value.severity);
         if (severity !== 'warning') lastError = message;
-        const data: Json = { message };
+        const data: JsonRecord = { message };
         if (severity !== undefined) data.severity = severity;
         return { events: flush([{ type: 'error', data }]) };
       }
       case 'result': {
         if (value.status !== 'success' && value.status !== 'error') return raw(line);
         result = value;
-        const data: Json = { ok: value.status === 'success' };
+        const data: JsonRecord = { ok: value.status === 'success' };
         if (value.status === 'error') {
-          const error = isJson(value.error) ? value.error : {};
+          const error = isRecord(value.error) ? value.error : {};
           const subtype = str(error.type);
           if (subtype !== undefined) data.subtype = subtype;
           data.message = str(error.message) ?? 'the CLI reported an error without a message';
@@ -185,7 +179,7 @@ function createGeminiParser(): EngineParser {
   }
 
   function summary(): EngineSummary {
-    const stats = result !== null && isJson(result.stats) ? result.stats : null;
+    const stats = result !== null && isRecord(result.stats) ? result.stats : null;
     const insights: Insights = {};
     const model = stats === null ? initModel : (mainModel(stats) ?? initModel);
     if (model !== undefined) insights.model = model;
@@ -205,7 +199,7 @@ function createGeminiParser(): EngineParser {
     if (result !== null) {
       ok = result.status === 'success';
       if (!ok) {
-        const e = isJson(result.error) ? result.error : {};
+        const e = isRecord(result.error) ? result.error : {};
         error = str(e.message) ?? lastError ?? 'the CLI reported an error without a message';
       } else error = null;
     }
@@ -220,7 +214,7 @@ function createGeminiParser(): EngineParser {
  * `input_tokens` includes the cached tokens and `input` is the uncached rest (01-main: 23602 =
  * 11802 + 11800); Fleet's `tokensIn` is the uncached part, as `estimateCostUsd` expects.
  */
-function tokensOf(stats: Json): Tokens {
+function tokensOf(stats: JsonRecord): Tokens {
   const tokens: Tokens = {};
   const cached = count(stats.cached);
   const inputTotal = count(stats.input_tokens);
@@ -239,12 +233,12 @@ function tokensOf(stats: Json): Tokens {
  * model picks the main one; `stats.models` then lists both (04-auto-model-bash), and the one
  * with the most tokens is the agent's model.
  */
-function mainModel(stats: Json): string | undefined {
-  if (!isJson(stats.models)) return undefined;
+function mainModel(stats: JsonRecord): string | undefined {
+  if (!isRecord(stats.models)) return undefined;
   let best: string | undefined;
   let bestTokens = -1;
   for (const [name, s] of Object.entries(stats.models)) {
-    if (!isJson(s)) continue;
+    if (!isRecord(s)) continue;
     const tokens = count(s.total_tokens) ?? 0;
     if (tokens > bestTokens) [best, bestTokens] = [name, tokens];
   }
@@ -256,9 +250,9 @@ function mainModel(stats: Json): string | undefined {
  * model is priced apart from the main one). Undefined when any model is not in the table: no
  * cost is better than a cost that leaves part of the run out.
  */
-function estimateCost(stats: Json, model: string | undefined): number | undefined {
-  const perModel = isJson(stats.models)
-    ? Object.entries(stats.models).filter((e): e is [string, Json] => isJson(e[1]))
+function estimateCost(stats: JsonRecord, model: string | undefined): number | undefined {
+  const perModel = isRecord(stats.models)
+    ? Object.entries(stats.models).filter((e): e is [string, JsonRecord] => isRecord(e[1]))
     : [];
   if (perModel.length === 0) return estimateCostUsd({ model, ...tokensOf(stats) }) ?? undefined;
   let total = 0;
@@ -268,14 +262,6 @@ function estimateCost(stats: Json, model: string | undefined): number | undefine
     total += cost;
   }
   return total;
-}
-
-function isJson(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
 }
 
 function count(value: unknown): number | undefined {

@@ -1,5 +1,5 @@
 import type { EventInput } from '../../core/index.js';
-import { isRecord, str, type JsonRecord } from './json.js';
+import { isRecord, str, type JsonRecord } from '../json-line.js';
 
 /** The Fleet events of one line's content blocks. */
 export interface MappedBlocks {

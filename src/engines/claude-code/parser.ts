@@ -1,7 +1,7 @@
 import type { EventInput, Insights } from '../../core/index.js';
 import type { AgentState, EngineParser, EngineSummary, ParsedLine } from '../engine.js';
 import { assistantBlocks, userBlocks } from './blocks.js';
-import { count, isRecord, str, type JsonRecord } from './json.js';
+import { count, isRecord, readJsonLine, str, type JsonRecord } from '../json-line.js';
 import { mainModel, readResult } from './result.js';
 import { UsageTally, claudeUsage } from './usage.js';
 
@@ -190,14 +190,9 @@ export function createClaudeCodeParser(): EngineParser {
   }
 
   function parseLine(line: string): ParsedLine {
-    if (line.trim() === '') return { events: [] };
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      return raw(line);
-    }
-    if (!isRecord(value)) return raw(line);
+    const value = readJsonLine(line);
+    if (value === null) return { events: [] };
+    if (value === 'raw') return raw(line);
     switch (value.type) {
       case 'system':
         return system(value, line);

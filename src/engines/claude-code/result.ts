@@ -1,4 +1,4 @@
-import { isRecord, str, type JsonRecord } from './json.js';
+import { isRecord, str, type JsonRecord } from '../json-line.js';
 
 /** What a `result` line says about the run (its totals are the tally's business). */
 export interface ResultVerdict {

@@ -1,5 +1,5 @@
 import type { Insights } from '../../core/index.js';
-import { count, isRecord, type JsonRecord } from './json.js';
+import { count, isRecord, type JsonRecord } from '../json-line.js';
 
 /** Token counts in Fleet's terms. */
 export interface Tokens {

@@ -1,6 +1,6 @@
 import type { EventInput } from '../../core/index.js';
 import type { AgentState } from '../engine.js';
-import { isRecord, str, type JsonRecord } from './json.js';
+import { isRecord, str, type JsonRecord } from '../json-line.js';
 
 /** A tool as Fleet shows it: the call, and (once the item completed) its result. */
 interface ToolView {

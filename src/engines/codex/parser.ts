@@ -1,7 +1,7 @@
 import { estimateCostUsd, type EventInput, type Insights } from '../../core/index.js';
 import type { EngineParser, EngineSummary, ParsedLine } from '../engine.js';
 import { mapItem } from './items.js';
-import { count, isRecord, str, type JsonRecord } from './json.js';
+import { count, isRecord, readJsonLine, str, type JsonRecord } from '../json-line.js';
 
 /** Token counts in Fleet's terms, from one `turn.completed` usage object. */
 export interface CodexUsage {
@@ -142,14 +142,9 @@ export function createCodexParser(options: CodexParserOptions = {}): EngineParse
 
   return {
     parse(line: string): ParsedLine {
-      if (line.trim() === '') return { events: [] };
-      let msg: unknown;
-      try {
-        msg = JSON.parse(line);
-      } catch {
-        return raw(line);
-      }
-      if (!isRecord(msg) || typeof msg.type !== 'string') return raw(line);
+      const msg = readJsonLine(line);
+      if (msg === null) return { events: [] };
+      if (msg === 'raw' || typeof msg.type !== 'string') return raw(line);
       try {
         return handle(line, msg);
       } catch {
