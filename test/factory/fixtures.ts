@@ -1,3 +1,5 @@
+import type { Insights } from '../../src/core/index.js';
+import type { Engine, EngineParser } from '../../src/engines/engine.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,4 +58,54 @@ export async function waitGone(pid: number, ms = 1000): Promise<boolean> {
     if (Date.now() > until) return false;
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A fake engine with a session, for fix-loop and stall tests. The first run prints
+ * `SESSION fake-1` and runs `firstRun` (a bash snippet); a resumed run prints its session,
+ * records its prompt in `promptFile` (outside the worktree) and writes `ok` to status.txt.
+ */
+export function fakeSessionEngine(
+  promptFile: string,
+  firstRun: string,
+  insights: Insights = {},
+): Engine {
+  return {
+    name: 'claude-code',
+    binary: 'bash',
+    versionArgs: ['--version'],
+    command: (run) =>
+      run.resumeSessionId
+        ? {
+            command: 'bash',
+            args: [
+              '-c',
+              `echo "SESSION ${run.resumeSessionId}"; printf '%s' "$1" > ${promptFile}; echo ok > status.txt`,
+              'fake',
+              run.prompt,
+            ],
+            env: {},
+            stdin: 'ignore',
+          }
+        : {
+            command: 'bash',
+            args: ['-c', `echo "SESSION fake-1"; ${firstRun}`],
+            env: {},
+            stdin: 'ignore',
+          },
+    parser: (): EngineParser => {
+      let sessionId: string | null = null;
+      return {
+        parse: (line) => {
+          const m = /^SESSION (\S+)$/.exec(line);
+          if (m) {
+            sessionId = m[1]!;
+            return { events: [{ type: 'session', data: { sessionId } }], state: 'thinking' };
+          }
+          return { events: [{ type: 'raw', data: { line } }] };
+        },
+        summary: () => ({ insights, sessionId, ok: null, error: null }),
+      };
+    },
+  };
 }

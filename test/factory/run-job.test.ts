@@ -3,11 +3,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventInput } from '../../src/core/index.js';
-import type { AgentState, Engine, EngineParser } from '../../src/engines/engine.js';
+import type { AgentState, Engine } from '../../src/engines/engine.js';
 import { engineFor } from '../../src/engines/registry.js';
 import { git } from '../../src/factory/git.js';
 import { LEASE_LOST, runJob, type RunJobInput } from '../../src/factory/run-job.js';
-import { cleanup, head, makeRepo, show, tempDir, waitGone } from './fixtures.js';
+import { cleanup, fakeSessionEngine, head, makeRepo, show, tempDir, waitGone } from './fixtures.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -392,51 +392,6 @@ describe('runJob with the shell engine and a real git repository', () => {
   });
 });
 
-/**
- * A fake engine with a session: the first run prints `SESSION fake-1` and writes a bad
- * status; a resumed run records its prompt (outside the worktree) and fixes the status.
- */
-function fakeEngine(promptFile: string): Engine {
-  return {
-    name: 'claude-code',
-    binary: 'bash',
-    versionArgs: ['--version'],
-    command: (run) =>
-      run.resumeSessionId
-        ? {
-            command: 'bash',
-            args: [
-              '-c',
-              `echo "SESSION ${run.resumeSessionId}"; printf '%s' "$1" > ${promptFile}; echo ok > status.txt`,
-              'fake',
-              run.prompt,
-            ],
-            env: {},
-            stdin: 'ignore',
-          }
-        : {
-            command: 'bash',
-            args: ['-c', 'echo "SESSION fake-1"; echo bad > status.txt'],
-            env: {},
-            stdin: 'ignore',
-          },
-    parser: (): EngineParser => {
-      let sessionId: string | null = null;
-      return {
-        parse: (line) => {
-          const m = /^SESSION (\S+)$/.exec(line);
-          if (m) {
-            sessionId = m[1]!;
-            return { events: [{ type: 'session', data: { sessionId } }], state: 'thinking' };
-          }
-          return { events: [{ type: 'raw', data: { line } }] };
-        },
-        summary: () => ({ insights: { turns: 1 }, sessionId, ok: null, error: null }),
-      };
-    },
-  };
-}
-
 describe('the fix loop', () => {
   const verify = [
     'grep -qx ok status.txt || { echo "status is $(cat status.txt), want ok"; exit 3; }',
@@ -445,7 +400,12 @@ describe('the fix loop', () => {
   it('resumes the agent with the failing output, verifies again, succeeds', async () => {
     const { repo, workRoot } = await setup();
     const promptFile = path.join(workRoot, 'fix-prompt.txt');
-    const run = input(repo, workRoot, { key: 'fix', verify }, { engine: fakeEngine(promptFile) });
+    const run = input(
+      repo,
+      workRoot,
+      { key: 'fix', verify },
+      { engine: fakeSessionEngine(promptFile, 'echo bad > status.txt', { turns: 1 }) },
+    );
     const out = await runJob(run);
     expect(out.result).toBe('success');
     expect(out.sessionId).toBe('fake-1');
@@ -469,7 +429,7 @@ describe('the fix loop', () => {
       repo,
       workRoot,
       { key: 'nofix', verify, fixAttempts: 0 },
-      { engine: fakeEngine(promptFile) },
+      { engine: fakeSessionEngine(promptFile, 'echo bad > status.txt', { turns: 1 }) },
     );
     const out = await runJob(run);
     expect(out.result).toBe('gate_failed');

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { EventInput } from '../../src/core/index.js';
-import type { AgentState, Engine, EngineParser } from '../../src/engines/engine.js';
+import type { AgentState } from '../../src/engines/engine.js';
 import { engineFor } from '../../src/engines/registry.js';
 import { startFactory } from '../../src/factory/daemon.js';
 import { runJob, type RunJobInput } from '../../src/factory/run-job.js';
@@ -20,7 +20,7 @@ import {
 } from '../../src/factory/watchdog.js';
 import { listen } from '../client/helpers.js';
 import { STORES } from '../helpers/stores.js';
-import { cleanup, makeRepo, show, tempDir } from './fixtures.js';
+import { cleanup, fakeSessionEngine, makeRepo, show, tempDir } from './fixtures.js';
 
 /** A clock whose time moves only when the test says so. */
 function fakeClock(): WatchdogClock & { advance(ms: number): void; pending(): number } {
@@ -198,51 +198,6 @@ function input(
 
 const ofType = (events: EventInput[], type: string) => events.filter((e) => e.type === type);
 
-/**
- * A fake engine with a session: the first run prints `SESSION fake-1`, writes some work and
- * goes silent; a resumed run records its prompt (outside the worktree) and finishes.
- */
-function sessionEngine(promptFile: string): Engine {
-  return {
-    name: 'claude-code',
-    binary: 'bash',
-    versionArgs: ['--version'],
-    command: (run) =>
-      run.resumeSessionId
-        ? {
-            command: 'bash',
-            args: [
-              '-c',
-              `echo "SESSION ${run.resumeSessionId}"; printf '%s' "$1" > ${promptFile}; echo ok > status.txt`,
-              'fake',
-              run.prompt,
-            ],
-            env: {},
-            stdin: 'ignore',
-          }
-        : {
-            command: 'bash',
-            args: ['-c', 'echo "SESSION fake-1"; echo wip > status.txt; sleep 30'],
-            env: {},
-            stdin: 'ignore',
-          },
-    parser: (): EngineParser => {
-      let sessionId: string | null = null;
-      return {
-        parse: (line) => {
-          const m = /^SESSION (\S+)$/.exec(line);
-          if (m) {
-            sessionId = m[1]!;
-            return { events: [{ type: 'session', data: { sessionId } }], state: 'thinking' };
-          }
-          return { events: [{ type: 'raw', data: { line } }] };
-        },
-        summary: () => ({ insights: {}, sessionId, ok: null, error: null }),
-      };
-    },
-  };
-}
-
 describe('runJob with a stall policy', () => {
   it('fail: a silent agent is stopped; agent_failed with a stalled event and a checkpoint', async () => {
     const { repo, workRoot } = await setup();
@@ -276,7 +231,7 @@ describe('runJob with a stall policy', () => {
         verify: ['grep -qx ok status.txt'],
         stall: stall({ policy: 'restart' }),
       },
-      { engine: sessionEngine(promptFile) },
+      { engine: fakeSessionEngine(promptFile, 'echo wip > status.txt; sleep 30') },
     );
     const out = await runJob(run);
     expect(out.result).toBe('success');
@@ -295,7 +250,7 @@ describe('runJob with a stall policy', () => {
       repo,
       workRoot,
       { key: 'stall-nudge', stall: stall({ policy: 'nudge', nudge: 'Are you there?' }) },
-      { engine: sessionEngine(promptFile) },
+      { engine: fakeSessionEngine(promptFile, 'echo wip > status.txt; sleep 30') },
     );
     const out = await runJob(run);
     expect(out.result).toBe('success');
