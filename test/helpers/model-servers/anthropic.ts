@@ -1,5 +1,14 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type Json,
+  header,
+  isRecord,
+  listenLoopback,
+  parseBody,
+  readBody,
+  sendEvents,
+  sendJson,
+} from './http.js';
 
 /**
  * A scripted Anthropic Messages API on 127.0.0.1, for running a real agent CLI (Claude Code)
@@ -80,44 +89,6 @@ export interface AnthropicServer {
   close(): Promise<void>;
 }
 
-type Json = Record<string, unknown>;
-
-function isRecord(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function parseBody(text: string): unknown {
-  if (text === '') return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v.join(',') : v;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
 /** The SSE events of one model turn. */
 function turnEvents(blocks: ScriptBlock[], turn: number, messageId: string, model: string): Json[] {
   const events: Json[] = [
@@ -196,18 +167,6 @@ function turnEvents(blocks: ScriptBlock[], turn: number, messageId: string, mode
   return events;
 }
 
-function streamEvents(res: ServerResponse, events: Json[]): void {
-  res.writeHead(200, {
-    'content-type': 'text/event-stream',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-  });
-  for (const event of events) {
-    res.write(`event: ${String(event.type)}\ndata: ${JSON.stringify(event)}\n\n`);
-  }
-  res.end();
-}
-
 /** Starts the server on 127.0.0.1 with an OS-chosen port. */
 export async function startAnthropicServer(script: Script): Promise<AnthropicServer> {
   const requests: RecordedRequest[] = [];
@@ -269,31 +228,22 @@ export async function startAnthropicServer(script: Script): Promise<AnthropicSer
         recorded.handled = 'overrun';
         overruns++;
         const over = [{ type: 'text' as const, text: 'The script has no more turns.' }];
-        streamEvents(res, turnEvents(over, turn, messageId, model));
+        sendEvents(res, turnEvents(over, turn, messageId, model));
         return;
       }
       played++;
       recorded.handled = 'turn';
       recorded.turn = turn;
-      streamEvents(res, turnEvents(blocks, turn, messageId, model));
+      sendEvents(res, turnEvents(blocks, turn, messageId, model));
       return;
     }
     sendJson(res, 200, {});
   }
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) sendJson(res, 400, { type: 'error', error: { message: String(err) } });
-      else res.end();
-    });
-  });
-  // A CLI that keeps connections alive must not hold close() up.
-  server.keepAliveTimeout = 1000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { port, close } = await listenLoopback(handle, (err) => ({
+    type: 'error',
+    error: { message: String(err) },
+  }));
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -306,10 +256,6 @@ export async function startAnthropicServer(script: Script): Promise<AnthropicSer
     get overruns() {
       return overruns;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }

@@ -1,5 +1,14 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type Json,
+  header,
+  isRecord,
+  listenLoopback,
+  parseBody,
+  readBody,
+  sendEvents,
+  sendJson,
+} from './http.js';
 
 /**
  * A scripted OpenAI Responses API on 127.0.0.1, for running a real agent CLI (Codex) against a
@@ -74,44 +83,6 @@ export interface OpenAIResponsesServer {
   close(): Promise<void>;
 }
 
-type Json = Record<string, unknown>;
-
-function isRecord(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function parseBody(text: string): unknown {
-  if (text === '') return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v.join(',') : v;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
 /** The finished output item for a script item (without `id` for function calls' call id). */
 function outputItem(item: ScriptItem, turn: number, index: number, id: string): Json {
   switch (item.type) {
@@ -184,18 +155,9 @@ function turnEvents(items: ScriptItem[], turn: number, responseId: string, model
   return events;
 }
 
-function streamEvents(res: ServerResponse, events: Json[]): void {
-  res.writeHead(200, {
-    'content-type': 'text/event-stream',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-  });
-  events.forEach((event, i) => {
-    res.write(
-      `event: ${String(event.type)}\ndata: ${JSON.stringify({ ...event, sequence_number: i })}\n\n`,
-    );
-  });
-  res.end();
+/** The Responses API numbers the events of a stream. */
+function numbered(events: Json[]): Json[] {
+  return events.map((event, i) => ({ ...event, sequence_number: i }));
 }
 
 /** Starts the server on 127.0.0.1 with an OS-chosen port. */
@@ -233,31 +195,21 @@ export async function startOpenAIResponsesServer(script: Script): Promise<OpenAI
         recorded.handled = 'overrun';
         overruns++;
         const over: ScriptItem[] = [{ type: 'message', text: 'The script has no more turns.' }];
-        streamEvents(res, turnEvents(over, turn, responseId, model));
+        sendEvents(res, numbered(turnEvents(over, turn, responseId, model)));
         return;
       }
       played++;
       recorded.handled = 'turn';
       recorded.turn = turn;
-      streamEvents(res, turnEvents(items, turn, responseId, model));
+      sendEvents(res, numbered(turnEvents(items, turn, responseId, model)));
       return;
     }
     sendJson(res, 404, { error: { message: `not scripted: ${req.method} ${path}` } });
   }
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) sendJson(res, 400, { error: { message: String(err) } });
-      else res.end();
-    });
-  });
-  // A CLI that keeps connections alive must not hold close() up.
-  server.keepAliveTimeout = 1000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { port, close } = await listenLoopback(handle, (err) => ({
+    error: { message: String(err) },
+  }));
 
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
@@ -270,10 +222,6 @@ export async function startOpenAIResponsesServer(script: Script): Promise<OpenAI
     get overruns() {
       return overruns;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
