@@ -1,12 +1,12 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { EventInput } from '../../../src/core/index.js';
+import { PATH, cliRunnable, dataOf, runCli, type Run } from './cli-harness.js';
+
 import { claudeCode } from '../../../src/engines/claude-code.js';
-import type { EngineCommand, EngineSummary } from '../../../src/engines/index.js';
+import type { EngineCommand } from '../../../src/engines/index.js';
 import {
   SCRIPT_USAGE,
   startAnthropicServer,
@@ -20,24 +20,7 @@ import {
  * in a temporary git repository, and its stdout goes through our parser.
  */
 
-const BIN = join(import.meta.dirname, '..', '..', '..', 'node_modules', '.bin');
-const PATH = [BIN, process.env.PATH ?? ''].join(delimiter);
-
-/** Whether `claude --version` runs (the dev dependency and its platform binary are installed). */
-function claudeRunnable(): { ok: true; version: string } | { ok: false; why: string } {
-  const home = mkdtempSync(join(tmpdir(), 'fleet-claude-version-'));
-  const r = spawnSync(claudeCode.binary, claudeCode.versionArgs, {
-    env: { PATH, HOME: home },
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  rmSync(home, { recursive: true, force: true });
-  if (r.error) return { ok: false, why: r.error.message };
-  if (r.status !== 0) return { ok: false, why: `exit ${r.status}: ${r.stderr.trim()}` };
-  return { ok: true, version: r.stdout.trim() };
-}
-
-const probe = claudeRunnable();
+const probe = cliRunnable(claudeCode);
 if (!probe.ok) {
   console.warn(
     `Real Claude Code tests skipped: \`claude --version\` failed (${probe.why}). ` +
@@ -54,29 +37,17 @@ const QUIET = {
   CLAUDE_CODE_MAX_RETRIES: '0',
 };
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  lines: string[];
-  stderr: string;
-  events: EventInput[];
-  summary: EngineSummary;
-  timedOut: boolean;
-}
-
 /**
- * Spawns the command in `cwd` with a minimal environment (nothing of ours leaks in: no
- * ANTHROPIC_* or CLAUDE* from the test runner), feeds every stdout line to a fresh parser, and
- * kills the process if it outlives `timeoutMs`.
+ * Runs the CLI against the scripted server with a minimal environment (no ANTHROPIC_* or
+ * CLAUDE* of the test runner).
  */
-function runCli(
+function runClaude(
   cmd: EngineCommand,
   opts: { cwd: string; home: string; tmp: string; server: AnthropicServer; timeoutMs: number },
 ): Promise<Run> {
-  const parser = claudeCode.parser();
-  const child = spawn(cmd.command, cmd.args, {
+  return runCli(cmd, claudeCode.parser(), {
     cwd: opts.cwd,
-    stdio: [cmd.stdin, 'pipe', 'pipe'],
+    timeoutMs: opts.timeoutMs,
     env: {
       PATH,
       HOME: opts.home,
@@ -88,34 +59,6 @@ function runCli(
       ANTHROPIC_API_KEY: 'test',
     },
   });
-  const lines: string[] = [];
-  const events: EventInput[] = [];
-  let stderr = '';
-  // Both are pipes (stdio below); only stdin follows the command.
-  if (child.stdout === null || child.stderr === null) throw new Error('stdout/stderr not piped');
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const rl = createInterface({ input: child.stdout });
-  rl.on('line', (line) => {
-    lines.push(line);
-    events.push(...parser.parse(line).events);
-  });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, opts.timeoutMs);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    // 'close' waits for stdout to end, so every line has been parsed.
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, lines, stderr, events, summary: parser.summary(), timedOut });
-    });
-  });
-}
-
-function dataOf(events: EventInput[], type: string): Record<string, unknown>[] {
-  return events.filter((e) => e.type === type).map((e) => e.data as Record<string, unknown>);
 }
 
 /** The tool_result blocks in the last user message of a recorded /v1/messages body. */
@@ -188,7 +131,7 @@ describe.skipIf(!probe.ok)(
         model: 'claude-sonnet-4-5',
         maxTurns: 5,
       });
-      const run = await runCli(cmd, { cwd: worktree, home, tmp, server, timeoutMs: 25_000 });
+      const run = await runClaude(cmd, { cwd: worktree, home, tmp, server, timeoutMs: 25_000 });
 
       expect(run.code, explain(run)).toBe(0);
       expect(existsSync(file)).toBe(true);
@@ -283,7 +226,7 @@ describe.skipIf(!probe.ok)(
         maxTurns: 5,
       });
       expect(cmd.args).toEqual(expect.arrayContaining(['--permission-mode', 'dontAsk']));
-      const run = await runCli(cmd, { cwd: worktree, home, tmp, server, timeoutMs: 50_000 });
+      const run = await runClaude(cmd, { cwd: worktree, home, tmp, server, timeoutMs: 50_000 });
 
       expect(run.timedOut, explain(run)).toBe(false);
       expect(run.code, explain(run)).toBe(0);

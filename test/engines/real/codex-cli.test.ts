@@ -1,12 +1,12 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { estimateCostUsd, type EventInput } from '../../../src/core/index.js';
+import { PATH, cliRunnable, dataOf, runCli, type Run } from './cli-harness.js';
+import { estimateCostUsd } from '../../../src/core/index.js';
 import { codex, codexProviderArgs } from '../../../src/engines/codex.js';
-import type { EngineCommand, EngineSummary } from '../../../src/engines/index.js';
+import type { EngineCommand } from '../../../src/engines/index.js';
 import {
   SCRIPT_USAGE,
   startOpenAIResponsesServer,
@@ -20,25 +20,7 @@ import {
  * temporary git repository, and its stdout goes through our parser.
  */
 
-const BIN = join(import.meta.dirname, '..', '..', '..', 'node_modules', '.bin');
-const PATH = [BIN, process.env.PATH ?? ''].join(delimiter);
-
-/** Whether `codex --version` runs (the dev dependency and its platform binary are installed). */
-function codexRunnable(): { ok: true; version: string } | { ok: false; why: string } {
-  const home = mkdtempSync(join(tmpdir(), 'fleet-codex-version-'));
-  const r = spawnSync(codex.binary, codex.versionArgs, {
-    env: { PATH, HOME: home, CODEX_HOME: home },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  rmSync(home, { recursive: true, force: true });
-  if (r.error) return { ok: false, why: r.error.message };
-  if (r.status !== 0) return { ok: false, why: `exit ${r.status}: ${r.stderr.trim()}` };
-  return { ok: true, version: r.stdout.trim() };
-}
-
-const probe = codexRunnable();
+const probe = cliRunnable(codex, ['CODEX_HOME']);
 if (!probe.ok) {
   console.warn(
     `Real Codex CLI tests skipped: \`codex --version\` failed (${probe.why}). ` +
@@ -72,22 +54,11 @@ function withProvider(cmd: EngineCommand, server: OpenAIResponsesServer): Engine
   return { ...cmd, args: ['exec', ...provider, ...QUIET, ...rest] };
 }
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  lines: string[];
-  stderr: string;
-  events: EventInput[];
-  summary: EngineSummary;
-  timedOut: boolean;
-}
-
 /**
- * Spawns the command in `cwd` with a minimal environment (nothing of ours leaks in: no OPENAI_*
- * or CODEX_* from the test runner), feeds every stdout line to a fresh parser, and kills the
- * process if it outlives `timeoutMs`.
+ * Runs the CLI against the scripted server with a minimal environment (no OPENAI_* or
+ * CODEX_* of the test runner).
  */
-function runCli(
+function runCodex(
   cmd: EngineCommand,
   opts: {
     cwd: string;
@@ -98,10 +69,9 @@ function runCli(
     timeoutMs: number;
   },
 ): Promise<Run> {
-  const parser = codex.parser({ model: opts.model });
-  const child = spawn(cmd.command, cmd.args, {
+  return runCli(cmd, codex.parser({ model: opts.model }), {
     cwd: opts.cwd,
-    stdio: [cmd.stdin, 'pipe', 'pipe'],
+    timeoutMs: opts.timeoutMs,
     env: {
       PATH,
       HOME: opts.home,
@@ -112,33 +82,6 @@ function runCli(
       [KEY_ENV]: 'test-key',
     },
   });
-  const lines: string[] = [];
-  const events: EventInput[] = [];
-  let stderr = '';
-  if (child.stdout === null || child.stderr === null) throw new Error('stdout/stderr not piped');
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const rl = createInterface({ input: child.stdout });
-  rl.on('line', (line) => {
-    lines.push(line);
-    events.push(...parser.parse(line).events);
-  });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, opts.timeoutMs);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    // 'close' waits for stdout to end, so every line has been parsed.
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, lines, stderr, events, summary: parser.summary(), timedOut });
-    });
-  });
-}
-
-function dataOf(events: EventInput[], type: string): Record<string, unknown>[] {
-  return events.filter((e) => e.type === type).map((e) => e.data as Record<string, unknown>);
 }
 
 /** The `function_call_output` items in the `input` of a recorded /v1/responses body. */
@@ -231,7 +174,7 @@ describe.skipIf(!probe.ok)(
         server,
       );
       expect(cmd.stdin).toBe('ignore');
-      const run = await runCli(cmd, {
+      const run = await runCodex(cmd, {
         cwd: worktree,
         home,
         codexHome,
@@ -360,7 +303,7 @@ describe.skipIf(!probe.ok)(
       );
       expect(cmd.args).not.toContain('--dangerously-bypass-approvals-and-sandbox');
       expect(cmd.args).toEqual(expect.arrayContaining(['-c', 'sandbox_mode="workspace-write"']));
-      const run = await runCli(cmd, {
+      const run = await runCodex(cmd, {
         cwd: worktree,
         home,
         codexHome,
@@ -406,7 +349,7 @@ describe.skipIf(!probe.ok)(
         codex.command({ prompt: 'Create hello.txt', yolo: true, model, maxTurns: 5 }),
         server,
       );
-      const run = await runCli(cmd, {
+      const run = await runCodex(cmd, {
         cwd: worktree,
         home,
         codexHome,
