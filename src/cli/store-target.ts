@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { isPostgresUrl } from '../store/db-url.js';
 import { resolveDataDir } from './data-dir.js';
 import type { CliIo } from './io.js';
 
@@ -17,13 +18,10 @@ export interface StoreOptionValues {
   dataDir?: string;
 }
 
-// The same test openStore uses to pick PostgreSQL.
-const POSTGRES_URL = /^postgres(ql)?:\/\//;
-
 export function storeTarget(options: StoreOptionValues, io: CliIo): StoreTarget {
   const dataDir = resolveDataDir(options.dataDir, io);
   const { db } = options;
-  if (db !== undefined && POSTGRES_URL.test(db)) {
+  if (isPostgresUrl(db)) {
     return { dialect: 'postgres', db, dataDir, location: withoutPassword(db) };
   }
   const path =

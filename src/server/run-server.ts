@@ -8,8 +8,8 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { isIP, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { isPostgresUrl } from '../store/db-url.js';
 import type { Store } from '../store/index.js';
 import { buildServer } from './build-server.js';
 import { CredentialsFileError, ensureCredentials, type EnsuredCredentials } from './credentials.js';
@@ -129,28 +129,18 @@ function readTls(files: { certFile: string; keyFile: string }): { cert: Buffer; 
 function postgresTarget(
   options: StartServerOptions,
 ): { connectionString: string; schema: string } | null {
-  // As openStore tells PostgreSQL from SQLite.
-  if (options.db === undefined || !/^postgres(ql)?:\/\//.test(options.db)) return null;
+  if (!isPostgresUrl(options.db)) return null;
   return { connectionString: options.db, schema: options.schema ?? 'fleet' };
 }
 
 async function openServerStore(options: StartServerOptions): Promise<Store> {
   // Loaded on demand, as the CLI does: the database drivers are not needed before this.
   const { openStore } = await import('../store/index.js');
-  const pgTarget = postgresTarget(options);
   try {
     await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-    if (pgTarget !== null) {
-      const { openPostgresStore } = await import('../store/postgres/open.js');
-      return await openPostgresStore({
-        ...pgTarget,
-        blobDir: join(options.dataDir, 'blobs'),
-        leaseTtlMs: options.leaseTtlMs,
-        logger: options.logger.child({ component: 'store' }),
-      });
-    }
     return await openStore({
       ...(options.db === undefined ? {} : { db: options.db }),
+      ...(options.schema === undefined ? {} : { schema: options.schema }),
       dataDir: options.dataDir,
       leaseTtlMs: options.leaseTtlMs,
       logger: options.logger.child({ component: 'store' }),

@@ -13,4 +13,5 @@ export type {
   StoreOptions,
 } from './port.js';
 export { openSqliteStore, type SqliteStoreOptions } from './sqlite/open.js';
+export { isPostgresUrl } from './db-url.js';
 export { openStore, type OpenStoreOptions } from './open-store.js';
