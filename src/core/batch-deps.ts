@@ -12,6 +12,8 @@ export interface PlannedJob {
   index: number;
   id: string;
   deps: string[];
+  /** The parent's id: `spec.parentId` as given, or the id of the batch job it names by key. */
+  parentId: string | null;
   stage: Extract<JobStage, 'blocked' | 'queued' | 'failed'>;
   stageReason: string | null;
 }
@@ -29,7 +31,8 @@ export function externalRefs(specs: readonly JobSpec[]): string[] {
  *
  * A dependency names a job of the batch by key, or a stored job (by id or key) found in
  * `existing`. Jobs come back in dependency order (a job after everything it depends on), so
- * inserting them in that order never references a missing row. A job whose dependency already
+ * inserting them in that order never references a missing row. A `parentId` may also name a job
+ * of the batch by key (a plan and its jobs go in one batch); the parent comes first. A job whose dependency already
  * failed or was cancelled starts `failed` with reason `dep_failed`; one whose dependencies all
  * succeeded starts `queued` unless it needs approval; anything else starts `blocked`.
  */
@@ -56,15 +59,19 @@ export function planBatch(
   if (issues.length > 0) throw new InvalidInputError('job batch', issues);
 
   const ref = (i: number) => specs[i]?.key ?? `#${at(i)}`;
-  // Edges inside the batch, by index.
-  const inner = specs.map((spec, i) =>
-    spec.deps.flatMap((dep) => {
+  const parentIndex = (spec: JobSpec) =>
+    spec.parentId === null ? undefined : byKey.get(spec.parentId);
+  // Edges inside the batch, by index: dependencies, and the parent (inserted before its child).
+  const inner = specs.map((spec, i) => {
+    const edges = spec.deps.flatMap((dep) => {
       const j = byKey.get(dep);
       if (j !== undefined) return [j];
       if (!existing.has(dep)) throw new UnknownDependencyError(ref(i), dep);
       return [];
-    }),
-  );
+    });
+    const parent = parentIndex(spec);
+    return parent === undefined ? edges : [...edges, parent];
+  });
 
   const order = topologicalOrder(inner, ref);
   const planned = new Map<number, PlannedJob>();
@@ -92,10 +99,12 @@ export function planBatch(
       : allSucceeded && !spec.requiresApproval
         ? 'queued'
         : 'blocked';
+    const parent = parentIndex(spec);
     planned.set(i, {
       index: i,
       id: ids[i]!,
       deps: [...new Set(depIds)],
+      parentId: parent === undefined ? spec.parentId : ids[parent]!,
       stage,
       stageReason: anyFailed ? 'dep_failed' : null,
     });

@@ -7,6 +7,8 @@ import { ACTIVE_STAGES, TERMINAL_STAGES, type JobStage } from './schemas/job.js'
  * whose dependency will never succeed; `retry` is a person asking a finished job to run again
  * (`reopen` when it must first wait for its dependencies again);
  * `approve` records an approval on a blocked job (it leaves the stage to `unblock`).
+ * `settle` and `abandon` close a composite job (a plan), which is never claimed: the control
+ * plane settles it when its last phase passes, or abandons it when a phase fails.
  */
 export const JOB_ACTIONS = [
   'unblock',
@@ -21,6 +23,8 @@ export const JOB_ACTIONS = [
   'dep_failed',
   'retry',
   'reopen',
+  'settle',
+  'abandon',
 ] as const;
 export type JobAction = (typeof JOB_ACTIONS)[number];
 
@@ -41,6 +45,8 @@ const TABLE: Record<JobAction, { from: readonly JobStage[]; to: JobStage | 'same
   retry: { from: ['failed', 'cancelled'], to: 'queued' },
   // A retried job whose dependencies are not all done yet, or a dependent re-opened by a retry.
   reopen: { from: ['failed', 'cancelled'], to: 'blocked' },
+  settle: { from: ['blocked', 'queued'], to: 'succeeded' },
+  abandon: { from: ['blocked', 'queued'], to: 'failed' },
 };
 
 /** The stages an action may start from. */

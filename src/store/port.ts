@@ -12,6 +12,7 @@ import type {
   Insights,
   Job,
   JobEvent,
+  JobKind,
   JobPatch,
   JobSpecInput,
   JobStage,
@@ -97,6 +98,7 @@ export interface JobQuery {
   key?: string;
   lock?: string;
   parentId?: string;
+  kind?: JobKind;
   /** Page size, default 100, at most 1000. */
   limit?: number;
   /** Cursor from the previous page's `next`. */
@@ -154,6 +156,18 @@ export interface Store {
   /** failed | cancelled → queued, with a fresh set of attempts. */
   retry(tenant: string, id: string): Promise<Job>;
   approve(tenant: string, id: string): Promise<Job>;
+  /**
+   * Closes a composite job (a plan; never claimed): `succeeded` promotes its dependents, `failed`
+   * fails them. `reason` becomes the stage reason (e.g. `gate_failed`), `error` the last error.
+   * @throws IllegalTransitionError for a leaf job or a job already finished.
+   */
+  settle(
+    tenant: string,
+    id: string,
+    outcome: { stage: 'succeeded' | 'failed'; reason?: string | null; error?: string | null },
+  ): Promise<Job>;
+  /** Composite jobs not finished yet, across every tenant (for the plan controller). */
+  openComposites(): Promise<{ tenant: string; id: string }[]>;
 
   // Runs
   getRun(tenant: string, id: string): Promise<Run | null>;
@@ -172,6 +186,16 @@ export interface Store {
 
   // Artifacts
   putArtifact(ref: FencedRef, spec: ArtifactSpecInput, content: Uint8Array): Promise<Artifact>;
+  /**
+   * Stores an artifact of a composite job (a plan's phase report), written by the control plane
+   * rather than under a lease. @throws NotFoundError when `jobId` is not a composite job.
+   */
+  attachArtifact(
+    tenant: string,
+    jobId: string,
+    spec: ArtifactSpecInput,
+    content: Uint8Array,
+  ): Promise<Artifact>;
   getArtifact(tenant: string, id: string): Promise<Artifact | null>;
   readArtifact(tenant: string, id: string): Promise<Buffer>;
   listArtifacts(tenant: string, jobId: string): Promise<Artifact[]>;
@@ -200,6 +224,11 @@ export interface Store {
   createSchedule(spec: ScheduleSpecInput): Promise<Schedule>;
   getSchedule(tenant: string, id: string): Promise<Schedule | null>;
   listSchedules(tenant: string): Promise<Schedule[]>;
+  /**
+   * Schedules due at `now` across every tenant (not tenant-scoped: for the scheduler): not
+   * paused, `nextRunAt <= now`, earliest first, at most `limit` (default 100).
+   */
+  listDueSchedules(now: number, limit?: number): Promise<Schedule[]>;
   updateSchedule(tenant: string, id: string, rev: number, patch: SchedulePatch): Promise<Schedule>;
   deleteSchedule(tenant: string, id: string): Promise<void>;
 

@@ -69,7 +69,9 @@ describe('externalRefs', () => {
 describe('planBatch: stages', () => {
   it('a job without deps is queued with no reason', () => {
     const { list } = plan(specs({}));
-    expect(list).toEqual([{ index: 0, id: 'id-0', deps: [], stage: 'queued', stageReason: null }]);
+    expect(list).toEqual([
+      { index: 0, id: 'id-0', deps: [], parentId: null, stage: 'queued', stageReason: null },
+    ]);
   });
 
   it('a job needing approval starts blocked even without deps', () => {
@@ -83,6 +85,7 @@ describe('planBatch: stages', () => {
       index: 0,
       id: 'id-0',
       deps: ['id-1'],
+      parentId: null,
       stage: 'blocked',
       stageReason: null,
     });
@@ -96,9 +99,25 @@ describe('planBatch: stages', () => {
       index: 0,
       id: 'id-0',
       deps: ['J1', 'J2'],
+      parentId: null,
       stage: 'queued',
       stageReason: null,
     });
+  });
+
+  it('resolves a parent named by key in the batch to its id, and orders it first', () => {
+    const { list } = plan(
+      specs(
+        { key: 'plan/a', parentId: 'plan' },
+        { key: 'plan', kind: 'composite' },
+        {
+          parentId: 'STORED',
+        },
+      ),
+    );
+    expect(list.map((p) => p.index)).toEqual([1, 0, 2]);
+    expect(list[1]).toMatchObject({ index: 0, parentId: 'id-1', deps: [] });
+    expect(list[2]).toMatchObject({ index: 2, parentId: 'STORED' });
   });
 
   it('all existing deps succeeded but approval required -> blocked', () => {

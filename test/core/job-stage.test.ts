@@ -27,11 +27,15 @@ const EXPECTED: Record<Stage, Partial<Record<JobAction, Stage>>> = {
     approve: 'blocked',
     cancel: 'cancelled',
     dep_failed: 'failed',
+    settle: 'succeeded',
+    abandon: 'failed',
   },
   queued: {
     claim: 'claimed',
     cancel: 'cancelled',
     dep_failed: 'failed',
+    settle: 'succeeded',
+    abandon: 'failed',
   },
   claimed: {
     start: 'running',
@@ -96,16 +100,18 @@ describe('job stage vocabulary', () => {
         'dep_failed',
         'retry',
         'reopen',
+        'settle',
+        'abandon',
       ].sort(),
     );
     expect(Object.keys(EXPECTED).sort()).toEqual([...JOB_STAGES].sort());
   });
 
-  it('covers all 96 pairs, 25 legal and 71 illegal', () => {
+  it('covers all 112 pairs, 29 legal and 83 illegal', () => {
     expect(ALL_PAIRS).toHaveLength(JOB_STAGES.length * JOB_ACTIONS.length);
-    expect(ALL_PAIRS).toHaveLength(96);
-    expect(LEGAL).toHaveLength(25);
-    expect(ILLEGAL).toHaveLength(71);
+    expect(ALL_PAIRS).toHaveLength(112);
+    expect(LEGAL).toHaveLength(29);
+    expect(ILLEGAL).toHaveLength(83);
   });
 
   it('JobStage schema accepts every stage and nothing else', () => {

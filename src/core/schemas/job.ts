@@ -46,6 +46,7 @@ export const JobSpec = z
     bodyMd: z.string(),
     key: JobKey.nullable().default(null),
     idempotencyKey: z.string().min(1).max(200).nullable().default(null),
+    /** A stored job's id, or the key of a job in the same batch (a plan and its jobs). */
     parentId: Id.nullable().default(null),
     kind: JobKind.default('leaf'),
     manifest: JsonObject.default({}),

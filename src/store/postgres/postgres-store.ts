@@ -444,6 +444,34 @@ export class PostgresStore extends KyselyStore implements Store {
     });
   }
 
+  async settle(
+    tenant: string,
+    id: string,
+    outcome: { stage: 'succeeded' | 'failed'; reason?: string | null; error?: string | null },
+  ): Promise<Job> {
+    return this.tx(async (c) => {
+      const row = await this.tenantRow(c, tenant, id);
+      const action = outcome.stage === 'succeeded' ? 'settle' : 'abandon';
+      if (row.kind !== 'composite')
+        throw new IllegalTransitionError(row.stage, action, id, 'only a plan is settled');
+      const [updated] = await this.move(c, [
+        {
+          row,
+          action,
+          set: {
+            stage_reason: outcome.reason ?? null,
+            last_error: outcome.error ?? null,
+            finished_at: this.now(),
+          },
+          epoch: null,
+        },
+      ]);
+      if (outcome.stage === 'succeeded') await this.promoteDependents(c, [updated!]);
+      else await this.failDependents(c, [updated!]);
+      return toJob(updated!);
+    });
+  }
+
   // --- Events -------------------------------------------------------------
 
   async appendEvents(

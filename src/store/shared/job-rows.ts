@@ -8,7 +8,7 @@ export function newJobRow(spec: JobSpec, planned: PlannedJob, now: number): Jobs
     tenant: spec.tenant,
     key: spec.key,
     idempotency_key: spec.idempotencyKey,
-    parent_id: spec.parentId,
+    parent_id: planned.parentId,
     kind: spec.kind,
     stage: planned.stage,
     stage_reason: planned.stageReason,

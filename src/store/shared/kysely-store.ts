@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Expression, type ExpressionBuilder, type Kysely, type SqlBool, sql } from 'kysely';
 import {
   ACTIVE_STAGES,
   ArtifactSpec,
@@ -110,6 +110,7 @@ export abstract class KyselyStore {
     if (query.key !== undefined) q = q.where('key', '=', query.key);
     if (query.lock !== undefined) q = q.where('lock', '=', query.lock);
     if (query.parentId !== undefined) q = q.where('parent_id', '=', query.parentId);
+    if (query.kind !== undefined) q = q.where('kind', '=', query.kind);
     // Ids are time-ordered, so the id is the cursor: newest first.
     if (query.after !== undefined) q = q.where('id', '<', query.after);
     const rows = await q
@@ -118,6 +119,16 @@ export abstract class KyselyStore {
       .execute();
     const items = rows.slice(0, limit).map(toJob);
     return { items, next: rows.length > limit ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  async openComposites(): Promise<{ tenant: string; id: string }[]> {
+    return this.db
+      .selectFrom('jobs')
+      .select(['tenant', 'id'])
+      .where('kind', '=', 'composite')
+      .where('stage', 'in', ['blocked', 'queued'])
+      .orderBy('id')
+      .execute();
   }
 
   async updateJob(tenant: string, id: string, rev: number, patch: JobPatchT): Promise<Job> {
@@ -222,12 +233,47 @@ export abstract class KyselyStore {
     spec: ArtifactSpecInput,
     content: Uint8Array,
   ): Promise<Artifact> {
+    const row = await this.insertArtifact(spec, content, (eb) =>
+      eb.and([
+        eb('id', '=', ref.jobId),
+        eb('lease_epoch', '=', ref.epoch),
+        eb('stage', 'in', [...ACTIVE_STAGES]),
+      ]),
+    );
+    if (row === undefined) throw await this.staleLease(ref);
+    return toArtifact(row);
+  }
+
+  async attachArtifact(
+    tenant: string,
+    jobId: string,
+    spec: ArtifactSpecInput,
+    content: Uint8Array,
+  ): Promise<Artifact> {
+    const row = await this.insertArtifact(spec, content, (eb) =>
+      eb.and([eb('tenant', '=', tenant), eb('id', '=', jobId), eb('kind', '=', 'composite')]),
+    );
+    if (row === undefined) throw new NotFoundError('plan', jobId);
+    return toArtifact(row);
+  }
+
+  /**
+   * Stores the bytes content-addressed, then inserts the pointer row in one statement that
+   * selects the owning job through `owner`, so a write the job does not allow (a stale lease)
+   * adds no row. (Its blob may stay on disk: blobs are immutable and shared by address, so an
+   * unreferenced one is garbage, never corruption.)
+   */
+  private async insertArtifact(
+    spec: ArtifactSpecInput,
+    content: Uint8Array,
+    owner: (eb: ExpressionBuilder<Tables, 'jobs'>) => Expression<SqlBool>,
+  ) {
     const s = parseInput(ArtifactSpec, spec, 'artifact');
     const { sha256, size } = await this.blobs.put(content);
     const id = newId();
     const now = this.now();
     const text = (v: string | null) => sql<string>`CAST(${v} AS TEXT)`;
-    const row = await this.db
+    return this.db
       .insertInto('artifacts')
       .columns([
         'id',
@@ -256,14 +302,10 @@ export abstract class KyselyStore {
             text(s.mediaType).as('media_type'),
             sql<number>`CAST(${now} AS BIGINT)`.as('created_at'),
           ])
-          .where('id', '=', ref.jobId)
-          .where('lease_epoch', '=', ref.epoch)
-          .where('stage', 'in', [...ACTIVE_STAGES]),
+          .where(owner),
       )
       .returningAll()
       .executeTakeFirst();
-    if (row === undefined) throw await this.staleLease(ref);
-    return toArtifact(row);
   }
 
   async getArtifact(tenant: string, id: string): Promise<Artifact | null> {
@@ -601,6 +643,20 @@ export abstract class KyselyStore {
       .selectAll()
       .where('tenant', '=', tenant)
       .orderBy('name')
+      .execute();
+    return rows.map(toSchedule);
+  }
+
+  async listDueSchedules(now: number, limit = 100): Promise<Schedule[]> {
+    // Served by the partial index schedules_due (next_run_at WHERE paused = 0).
+    const rows = await this.db
+      .selectFrom('schedules')
+      .selectAll()
+      .where('paused', '=', 0)
+      .where('next_run_at', '<=', now)
+      .orderBy('next_run_at')
+      .orderBy('id')
+      .limit(limit)
       .execute();
     return rows.map(toSchedule);
   }

@@ -430,6 +430,28 @@ export class SqliteStore extends KyselyStore implements Store {
     return run.immediate();
   }
 
+  async settle(
+    tenant: string,
+    id: string,
+    outcome: { stage: 'succeeded' | 'failed'; reason?: string | null; error?: string | null },
+  ): Promise<Job> {
+    const run = this.raw.transaction((): Job => {
+      const row = this.tenantRow(tenant, id);
+      const action = outcome.stage === 'succeeded' ? 'settle' : 'abandon';
+      if (row.kind !== 'composite')
+        throw new IllegalTransitionError(row.stage, action, id, 'only a plan is settled');
+      const updated = this.move(row, action, {
+        stage_reason: outcome.reason ?? null,
+        last_error: outcome.error ?? null,
+        finished_at: this.now(),
+      });
+      if (outcome.stage === 'succeeded') this.promoteDependents(updated);
+      else this.failDependents(updated);
+      return toJob(updated);
+    });
+    return run.immediate();
+  }
+
   // --- Events -------------------------------------------------------------
 
   async appendEvents(

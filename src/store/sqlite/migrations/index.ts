@@ -1,5 +1,6 @@
 import { migration as m0001 } from './0001-initial.js';
 import { migration as m0002 } from './0002-tokens.js';
+import { migration as m0003 } from './0003-plans.js';
 
 /** Every SQLite migration in order. */
-export const MIGRATIONS = [m0001, m0002];
+export const MIGRATIONS = [m0001, m0002, m0003];
