@@ -15,6 +15,7 @@ import type { AgentState, Engine } from '../engines/engine.js';
 import { engineFor } from '../engines/registry.js';
 import type { DaemonControl, FactorySnapshot, RunSnapshot } from './daemon-control.js';
 import { EventSpool } from './daemon/spool.js';
+import { parseGate, runGate, type GateSpec } from './gate.js';
 import { LEASE_LOST, runJob, type RunJobInput, type RunOutcome } from './run-job.js';
 import { parseStall } from './watchdog.js';
 
@@ -87,7 +88,9 @@ interface Seat {
  *
  * The job's working directory is `job.manifest.cwd` (relative paths against `workDir`); a job
  * without one runs in a scratch directory `workDir/scratch/<job id>`. Other manifest fields
- * read: `env` (string map), `setup`, `fixAttempts`, `yolo`, `model`.
+ * read: `env` (string map), `setup`, `fixAttempts`, `yolo`, `model`, `base` (the branch a run
+ * starts from), `gate` (the job is a plan's gate: see runGate; no engine runs). A malformed
+ * `base` or `gate` fails the run, not retryable, naming the field.
  *
  * While disconnected runs go on; their events go to a bounded spool file per run
  * (`workDir/spool`), sent in order before newer events once reconnected. A run whose lease the
@@ -326,12 +329,13 @@ class Factory implements DaemonControl {
     try {
       const engine = engineFor(job.engine);
       const input = await this.runInput(seat, engine);
+      const gate = gateOf(job.manifest);
       await this.markRunning(seat);
       if (seat.controller.signal.aborted && seat.controller.signal.reason === LEASE_LOST) {
         this.log.warn({ jobId: job.id }, 'lease lost before the agent started; not running it');
         return;
       }
-      outcome = await runJob(input);
+      outcome = gate === null ? await runJob(input) : await runGate(input, gate);
     } catch (err) {
       // The runner could not even start (unknown engine, no work dir…): not worth a retry.
       this.log.error({ err, jobId: job.id }, 'runner failed');
@@ -378,6 +382,7 @@ class Factory implements DaemonControl {
         ...(typeof m.setup === 'string' ? { setup: m.setup } : {}),
         ...(typeof m.yolo === 'boolean' ? { yolo: m.yolo } : {}),
         ...(typeof m.model === 'string' ? { model: m.model } : {}),
+        ...baseOf(m.base),
         // `stall: {afterMs?, policy?, nudge?, maxRestarts?}`; no watchdog without it.
         ...stallOf(m.stall),
       },
@@ -421,6 +426,7 @@ class Factory implements DaemonControl {
             commit: outcome.commit,
             branch: outcome.branch,
             sessionId: outcome.sessionId,
+            ...outcome.output,
           },
         });
         return;
@@ -445,6 +451,8 @@ class Factory implements DaemonControl {
           ...base,
           result: outcome.result,
           error: failureText(outcome),
+          ...(outcome.output ? { output: outcome.output } : {}),
+          ...(outcome.retryable === undefined ? {} : { retryable: outcome.retryable }),
         });
     }
   }
@@ -617,6 +625,22 @@ class Factory implements DaemonControl {
 function stallOf(value: unknown): Pick<RunJobInput['job'], 'stall'> {
   const stall = parseStall(value);
   return stall === null ? {} : { stall };
+}
+
+/** `manifest.base`: a branch name, when set. */
+function baseOf(value: unknown): Pick<RunJobInput['job'], 'base'> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'string' || value.trim() === '' || value.startsWith('-'))
+    throw new Error(
+      `manifest.base must be a branch name (got ${JSON.stringify(value)}); fix the job and submit it again`,
+    );
+  return { base: value };
+}
+
+/** `manifest.gate`, when set. @throws GateManifestError naming the bad field. */
+function gateOf(manifest: Job['manifest']): GateSpec | null {
+  const value = (manifest as Record<string, unknown>).gate;
+  return value === undefined || value === null ? null : parseGate(value);
 }
 
 function failureText(outcome: RunOutcome): string {

@@ -16,6 +16,7 @@ import {
   branchName,
   createWorktree,
   detachWorktree,
+  MissingBaseError,
   removeWorktree,
   repoRoot,
   type Workspace,
@@ -33,6 +34,8 @@ export interface RunJobInput {
     model?: string;
     /** Stall supervision of the agent (see watchdog.ts); none when unset. */
     stall?: StallConfig | null;
+    /** The ref (a branch) a run without a checkpoint starts from instead of HEAD. */
+    base?: string | null;
   };
   engine: Engine;
   /** Where worktrees go. */
@@ -63,6 +66,10 @@ export interface RunOutcome {
   sessionId: string | null;
   /** Why the run failed, when the runner knows better than the result (a stall). */
   error?: string;
+  /** False when trying again cannot help (a missing base branch, a failed gate). */
+  retryable?: boolean;
+  /** More outcome data for the run's `output` (a gate's decision). */
+  output?: Record<string, unknown>;
 }
 
 /** The abort reason of an agent stopped by the stall watchdog. */
@@ -76,8 +83,8 @@ export const LEASE_LOST = 'lease_lost';
  * Runs one attempt of a job to its end, with no server involved:
  *
  * 1. Workspace: a git worktree on `fleet/<key or id>` from the repository holding `job.cwd`
- *    (from the job's checkpoint when it has one); a cwd outside git runs in place, and a
- *    `workspace` event says so.
+ *    (from the job's checkpoint, else `job.base`, else HEAD); a cwd outside git runs in place,
+ *    and a `workspace` event says so.
  * 2. Setup (`bash -c`), when set. A failing setup ends the run as `crashed`: the agent never
  *    ran, the cause is the environment, and nothing is checkpointed.
  * 3. The engine's command, in its own process group, with the factory's environment, the job's
@@ -101,11 +108,12 @@ export const LEASE_LOST = 'lease_lost';
  * Never rejects: unexpected failures end as `crashed` with an `error` event. An `onEvent` or
  * `onState` that throws is ignored (it must not stop the agent from inside a stream handler).
  *
- * A run without a checkpoint (re)creates `fleet/<key or id>` at the repository's HEAD; one with
- * a checkpoint resets it to the checkpoint's commit. The deliverable `commit` is the branch's
- * HEAD after the run, also when the agent committed on its own or changed nothing (then it is
- * the start commit). Diffstat insights count this run's changes (start..end); a checkpoint's
- * `wipBase` is the base of the whole line of work (carried over from the job's checkpoint).
+ * A run without a checkpoint (re)creates `fleet/<key or id>` at `job.base` (a missing one fails
+ * the run, not retryable) or else the repository's HEAD; one with a checkpoint resets it to the
+ * checkpoint's commit. The deliverable `commit` is the branch's HEAD after the run, also when
+ * the agent committed on its own or changed nothing (then it is the start commit). Diffstat
+ * insights count this run's changes (start..end); a checkpoint's `wipBase` is the base of the
+ * whole line of work (carried over from the job's checkpoint).
  */
 export async function runJob(input: RunJobInput): Promise<RunOutcome> {
   const { job, engine } = input;
@@ -147,7 +155,9 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
   try {
     ws = await openWorkspace(input);
   } catch (error) {
-    emit('error', { message: `could not prepare the workspace: ${messageOf(error)}` });
+    outcome.error = `could not prepare the workspace: ${messageOf(error)}`;
+    if (error instanceof MissingBaseError) outcome.retryable = false;
+    emit('error', { message: outcome.error });
     return outcome;
   }
   outcome.worktree = ws.root;
@@ -423,6 +433,7 @@ async function openWorkspace(input: RunJobInput): Promise<Workspace> {
     workRoot: input.workRoot,
     branch: branchName(job.key, job.id),
     checkpoint: job.checkpoint,
+    base: job.base ?? null,
     label: job.key ?? job.id,
   });
 }

@@ -4,36 +4,7 @@ import path from 'node:path';
 import type { Checkpoint } from '../core/index.js';
 import { git, gitOk } from './git.js';
 
-/**
- * The branch a job's runs work on: `fleet/<key or id>`, made into a valid git branch name
- * (characters git refuses become "-", no "..", no component starting with "." or ending in
- * ".lock", no empty components).
- *
- * @example
- * branchName('api/add users', 'j_1'); // 'fleet/api/add-users'
- * branchName(null, 'j_1'); // 'fleet/j_1'
- */
-export function branchName(key: string | null, id: string): string {
-  return `fleet/${sanitizeRef(key ?? id) || sanitizeRef(id) || 'job'}`;
-}
-
-function sanitizeRef(name: string): string {
-  const cleaned = name
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\x00-\x20\x7f~^:?*[\\]/g, '-')
-    .replace(/@\{/g, '-')
-    .replace(/\.{2,}/g, '.');
-  return cleaned
-    .split('/')
-    .map((part) =>
-      part
-        .replace(/^\.+/, '')
-        .replace(/(\.lock)+$/i, '')
-        .replace(/\.+$/, ''),
-    )
-    .filter((part) => part.length > 0 && part !== '@')
-    .join('/');
-}
+export { branchName } from '../core/index.js';
 
 /** Where a run works, and how it got there. */
 export interface Workspace {
@@ -67,22 +38,40 @@ export interface CreateWorktreeOptions {
   branch: string;
   /** Start from this checkpoint instead of the repository's HEAD. */
   checkpoint?: Checkpoint | null;
+  /** Start from this ref (a branch) instead of the repository's HEAD; a checkpoint wins. */
+  base?: string | null;
   /** Names the worktree directory (made unique per run). */
   label: string;
+}
+
+/** A run's `base` ref that the repository does not have: trying again will not help. */
+export class MissingBaseError extends Error {
+  readonly code = 'missing_base';
+  readonly ref: string;
+  readonly repo: string;
+  constructor(ref: string, repo: string) {
+    super(
+      `base branch ${ref} does not exist in ${repo}; create it (or let the job that makes it succeed) and submit again`,
+    );
+    this.name = 'MissingBaseError';
+    this.ref = ref;
+    this.repo = repo;
+  }
 }
 
 /**
  * Adds a worktree for one run under `workRoot`, on `branch` (created, or reset when it exists
  * and is not checked out elsewhere), starting from the checkpoint's commit (its branch when the
- * commit is gone) or else from the repository's HEAD.
+ * commit is gone), else from `base`, else from the repository's HEAD.
  *
+ * @throws MissingBaseError when `base` names no commit in the repository.
  * @throws GitError when the repository has no commit to start from or git refuses the worktree.
  */
 export async function createWorktree(options: CreateWorktreeOptions): Promise<Workspace> {
   const repo = await repoRoot(options.cwd);
   if (repo === null) throw new Error(`${options.cwd} is not inside a git work tree`);
   const prefix = (await git(options.cwd, ['rev-parse', '--show-prefix'])).trim();
-  const startRef = await startPoint(repo, options.checkpoint ?? null);
+  const startRef = await startPoint(repo, options.checkpoint ?? null, options.base ?? null);
   const start = (await git(repo, ['rev-parse', '--verify', `${startRef}^{commit}`])).trim();
   await mkdir(options.workRoot, { recursive: true });
   const slug = options.label.replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 60) || 'run';
@@ -119,8 +108,17 @@ async function releaseBranch(repo: string, branch: string): Promise<void> {
   }
 }
 
-async function startPoint(repo: string, checkpoint: Checkpoint | null): Promise<string> {
-  if (checkpoint === null) return 'HEAD';
+async function startPoint(
+  repo: string,
+  checkpoint: Checkpoint | null,
+  base: string | null,
+): Promise<string> {
+  if (checkpoint === null) {
+    if (base === null) return 'HEAD';
+    if (!(await gitOk(repo, ['rev-parse', '--verify', '--quiet', `${base}^{commit}`])))
+      throw new MissingBaseError(base, repo);
+    return base;
+  }
   if (await gitOk(repo, ['cat-file', '-e', `${checkpoint.wipCommit}^{commit}`]))
     return checkpoint.wipCommit;
   return checkpoint.wipBranch;
