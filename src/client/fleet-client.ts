@@ -7,6 +7,8 @@ import {
   JobEvent,
   type JobSpecInput,
   type JobStage,
+  type Schedule,
+  type ScheduleRule,
   type Token,
   type TokenSpecInput,
 } from '../core/index.js';
@@ -35,8 +37,14 @@ import {
   type JobPage,
   JobPageResponse,
   JobResponse,
+  PlanDetailResponse,
+  PlanListResponse,
+  type PlanDetail,
+  type PlanSummary,
   type OpenApiDocument,
   OpenApiResponse,
+  ScheduleListResponse,
+  ScheduleResponse,
   SubmitResponse,
   type SubmitResult,
   TokenListResponse,
@@ -65,12 +73,26 @@ export interface FleetClientOptions {
 /** A job as submitted: a job spec whose tenant comes from the client (or the token). */
 export type JobSubmission = Omit<JobSpecInput, 'tenant'>;
 
+/** A schedule as created: each firing submits `template` (no run time, key or parent of its own). */
+export interface ScheduleSubmission {
+  /** Unique in the tenant. */
+  name: string;
+  rule: ScheduleRule;
+  template: Omit<JobSubmission, 'idempotencyKey' | 'parentId' | 'runAt'>;
+  /** Fire even while the previous firing's job is unfinished; default false. */
+  allowOverlap?: boolean;
+  /** Create it paused; default false. */
+  paused?: boolean;
+}
+
 export interface ListJobsQuery {
   stage?: JobStage | readonly JobStage[];
   key?: string;
   lock?: string;
   /** Children of this composite job. */
   plan?: string;
+  /** `composite`: plans only; `leaf`: no plans. */
+  kind?: 'leaf' | 'composite';
   /** Page size, 1..1000 (server default 100). */
   limit?: number;
   /** The `next` cursor of the previous page. */
@@ -115,7 +137,7 @@ export interface ArtifactUpload {
   mediaType?: string;
 }
 
-type Method = 'GET' | 'POST' | 'PUT';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 interface CallInit {
   params?: PathParams;
@@ -210,10 +232,10 @@ export class FleetClient {
 
   /** `GET /v1/jobs`: a page of jobs, newest first; pass `next` back as `after`. */
   listJobs(query: ListJobsQuery = {}): Promise<JobPage> {
-    const { stage, key, lock, plan, limit, after } = query;
+    const { stage, key, lock, plan, kind, limit, after } = query;
     const stages = typeof stage === 'string' ? [stage] : stage;
     return this.json('GET', '/v1/jobs', JobPageResponse, {
-      query: { stage: stages, key, lock, plan, limit, after },
+      query: { stage: stages, key, lock, plan, kind, limit, after },
     });
   }
 
@@ -227,6 +249,26 @@ export class FleetClient {
     const json = reason === undefined ? undefined : { reason };
     const params = { id };
     return (await this.json('POST', '/v1/jobs/:id/cancel', JobResponse, { params, json })).job;
+  }
+
+  /**
+   * `POST /v1/jobs/:id/reject`: a job waiting for approval is cancelled (reason `rejected`); a
+   * plan's phase waiting for approval fails and the plan stops.
+   */
+  async rejectJob(id: string): Promise<Job> {
+    return (await this.json('POST', '/v1/jobs/:id/reject', JobResponse, { params: { id } })).job;
+  }
+
+  // ---- Plans -----------------------------------------------------------------------------
+
+  /** `GET /v1/plans`: plans with their phases, newest first. */
+  async listPlans(query: { limit?: number } = {}): Promise<PlanSummary[]> {
+    return (await this.json('GET', '/v1/plans', PlanListResponse, { query })).items;
+  }
+
+  /** `GET /v1/plans/:id`: a plan's phases, jobs and phase reports. */
+  getPlan(id: string): Promise<PlanDetail> {
+    return this.json('GET', '/v1/plans/:id', PlanDetailResponse, { params: { id } });
   }
 
   /** `POST /v1/jobs/:id/retry`: a failed or cancelled job runs again with fresh attempts. */
@@ -452,6 +494,36 @@ export class FleetClient {
   async revokeToken(id: string): Promise<Token> {
     return (await this.json('POST', '/v1/tokens/:id/revoke', TokenResponse, { params: { id } }))
       .token;
+  }
+
+  // ---- Schedules -------------------------------------------------------------------------
+
+  /** `POST /v1/schedules` (admin, operator): the schedule, with its first `nextRunAt`. */
+  async createSchedule(spec: ScheduleSubmission): Promise<Schedule> {
+    return (await this.json('POST', '/v1/schedules', ScheduleResponse, { json: spec })).schedule;
+  }
+
+  /** `GET /v1/schedules`: the tenant's schedules, by name. */
+  async listSchedules(): Promise<Schedule[]> {
+    return (await this.json('GET', '/v1/schedules', ScheduleListResponse)).items;
+  }
+
+  /** `GET /v1/schedules/:id`. */
+  async getSchedule(id: string): Promise<Schedule> {
+    return (await this.json('GET', '/v1/schedules/:id', ScheduleResponse, { params: { id } }))
+      .schedule;
+  }
+
+  /** `PATCH /v1/schedules/:id`: pauses, or resumes with the next run counted from now. */
+  async pauseSchedule(id: string, paused: boolean): Promise<Schedule> {
+    const init = { params: { id }, json: { paused } };
+    return (await this.json('PATCH', '/v1/schedules/:id', ScheduleResponse, init)).schedule;
+  }
+
+  /** `DELETE /v1/schedules/:id`: jobs it already submitted stay. */
+  async deleteSchedule(id: string): Promise<void> {
+    const opened = await this.open('DELETE', '/v1/schedules/:id', { params: { id } });
+    await this.readBody(opened, () => Promise.resolve());
   }
 
   // ---- Plumbing --------------------------------------------------------------------------

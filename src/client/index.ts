@@ -14,6 +14,7 @@ export {
   type ListEventsQuery,
   type ListJobsQuery,
   type ReconnectPolicy,
+  type ScheduleSubmission,
 } from './fleet-client.js';
 export {
   FactoryConnection,

@@ -1,9 +1,11 @@
 import { z } from 'zod';
+import { PlanState } from './plan.js';
 import { Artifact } from './schemas/artifact.js';
 import { JobEvent } from './schemas/event.js';
 import { Factory } from './schemas/factory.js';
 import { Job, JobStage } from './schemas/job.js';
 import { Insights, Run } from './schemas/run.js';
+import { Schedule } from './schemas/schedule.js';
 import { Token } from './schemas/token.js';
 
 /**
@@ -72,3 +74,16 @@ export const CreatedTokenResponse = z.object({ token: Token, secret: z.string().
 export type CreatedToken = z.infer<typeof CreatedTokenResponse>;
 export const TokenListResponse = z.object({ items: z.array(Token) });
 export const TokenResponse = z.object({ token: Token });
+
+export const ScheduleResponse = z.object({ schedule: Schedule });
+export const ScheduleListResponse = z.object({ items: z.array(Schedule) });
+
+export const PlanSummary = z.object({ plan: Job, state: PlanState });
+export type PlanSummary = z.infer<typeof PlanSummary>;
+export const PlanListResponse = z.object({ items: z.array(PlanSummary) });
+export const PlanDetailResponse = PlanSummary.extend({
+  jobs: z.array(Job),
+  /** The phase reports written so far (Markdown artifacts of the plan). */
+  reports: z.array(Artifact),
+});
+export type PlanDetail = z.infer<typeof PlanDetailResponse>;

@@ -24,6 +24,27 @@ export { externalRefs, planBatch, type ExistingDep, type PlannedJob } from './ba
 export { parseInput } from './validate.js';
 export * from './schemas/token.js';
 export { formatDuration, parseDuration } from './duration.js';
+export { checkRule, describeRule, nextRunAt, nextRunTimes, ruleIssues } from './schedule-time.js';
 export * from './protocol/factory-protocol.js';
 export { PRICES, estimateCostUsd, priceFor, type ModelPrice } from './pricing.js';
 export * from './api-bodies.js';
+export * from './plan.js';
+export { renderPhaseReport, type ReportJob } from './plan-report.js';
+export {
+  JobFileError,
+  formatProblem,
+  parseJobFile,
+  parseJobFiles,
+  type JobDraft,
+  type JobFileOptions,
+  type JobFileProblem,
+  type SourceFile,
+} from './job-file.js';
+export {
+  parsePlan,
+  type GateCheck,
+  type PlanDefinition,
+  type PlanOptions,
+  type PlanPhase,
+} from './plan-file.js';
+export { branchName } from './branch.js';

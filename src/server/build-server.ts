@@ -40,6 +40,8 @@ export interface ServerOptions {
   metrics?: FleetMetrics;
   /** Lease time to live for factory claims and heartbeats; default 30 s. */
   leaseTtlMs?: number;
+  /** Milliseconds since the epoch; default `Date.now`. */
+  clock?: () => number;
   /**
    * Makes the HTTP(S) server the app runs on (Fastify's serverFactory), for callers that
    * listen themselves; WebSocket upgrades are served on it too.
@@ -80,6 +82,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     version: options.version ?? '0.0.0',
     metrics,
     leaseTtlMs: options.leaseTtlMs ?? 30_000,
+    clock: options.clock ?? Date.now,
     factories: new FactoryRegistry(),
   };
 

@@ -18,7 +18,9 @@ import { instrumentStore } from './instrument-store.js';
 import { alwaysLeader, startPgLeadership, type Leadership } from './leader.js';
 import { createMetrics } from './metrics.js';
 import { newReplicaId, PgHubTransport } from './pg-hub-transport.js';
+import { runPlanLoop } from './plans.js';
 import { reaperIntervalMs, runReaperLoop } from './reaper-loop.js';
+import { runSchedulerLoop } from './scheduler-loop.js';
 
 export interface StartServerOptions {
   /** A `postgres://` URL or a SQLite file path; default: `<dataDir>/fleet.db`. */
@@ -42,6 +44,12 @@ export interface StartServerOptions {
   version: string;
   /** How long in-flight requests get to finish on stop before their connections are cut. */
   shutdownGraceMs?: number;
+  /** Milliseconds since the epoch for the store, routes and scheduler; default `Date.now`. */
+  clock?: () => number;
+  /** How often the leader looks for due schedules; default 1 s. */
+  schedulerIntervalMs?: number;
+  /** How often the leader moves plans on (phases, gates, approvals); default 250 ms. */
+  planIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -49,7 +57,7 @@ export interface RunningServer {
   url: string;
   port: number;
   credentials: EnsuredCredentials;
-  /** Whether this replica leads (runs the reaper); always true on SQLite. */
+  /** Whether this replica leads (runs the reaper and the scheduler); always true on SQLite. */
   isLeader(): boolean;
   /**
    * Stops accepting connections, ends live event streams (clients resume from Last-Event-ID),
@@ -144,6 +152,7 @@ async function openServerStore(options: StartServerOptions): Promise<Store> {
       dataDir: options.dataDir,
       leaseTtlMs: options.leaseTtlMs,
       logger: options.logger.child({ component: 'store' }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
     });
   } catch (err) {
     throw new ServerStartError('store', (err as Error).message, { cause: err });
@@ -175,6 +184,7 @@ async function serve(
     metrics,
     version: options.version,
     leaseTtlMs: options.leaseTtlMs,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
     serverFactory: (route) => {
       const handle = (req: IncomingMessage, res: ServerResponse) => {
         if (draining) res.setHeader('connection', 'close');
@@ -254,6 +264,26 @@ async function serve(
     signal: loops.signal,
     isLeader: () => leadership.isLeader,
   });
+  const scheduler = runSchedulerLoop({
+    store: instrumented,
+    hub,
+    logger: logger.child({ component: 'scheduler' }),
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.schedulerIntervalMs === undefined
+      ? {}
+      : { intervalMs: options.schedulerIntervalMs }),
+    signal: loops.signal,
+    isLeader: () => leadership.isLeader,
+  });
+  const planner = runPlanLoop({
+    store: instrumented,
+    hub,
+    logger: logger.child({ component: 'plans' }),
+    clock: options.clock ?? Date.now,
+    intervalMs: options.planIntervalMs ?? 250,
+    signal: loops.signal,
+    isLeader: () => leadership.isLeader,
+  });
 
   logger.info(
     {
@@ -293,6 +323,8 @@ async function serve(
       }
       loops.abort();
       await reaper;
+      await scheduler;
+      await planner;
       // Another replica takes the lead; this one stops hearing and telling them.
       await leadership.close();
       await hub

@@ -12,6 +12,8 @@ export interface ServerContext {
   metrics: FleetMetrics;
   /** Lease time to live handed to factories. */
   leaseTtlMs: number;
+  /** Milliseconds since the epoch (a test clock in tests). */
+  clock: () => number;
   /** Factories connected to this replica. */
   factories?: FactoryRegistry;
 }

@@ -154,4 +154,24 @@ describeStores('schedules', (kind) => {
     await store.deleteSchedule('acme', s.id);
     expect(await store.getSchedule('acme', s.id)).toBeNull();
   });
+
+  it('lists due schedules across tenants: not paused, nextRunAt <= now, earliest first', async () => {
+    const { store } = await kind.open();
+    const rule = { kind: 'every', everyMs: 1000 } as const;
+    const make = (tenant: string, name: string, nextRunAt: number | null, paused = false) =>
+      store.createSchedule({ tenant, name, rule, template: { bodyMd: name }, nextRunAt, paused });
+    await make('acme', 'late', 300);
+    await make('globex', 'early', 100);
+    await make('acme', 'exact', 500);
+    await make('acme', 'future', 501);
+    await make('acme', 'paused', 50, true);
+    await make('globex', 'finished', null);
+    const due = await store.listDueSchedules(500);
+    expect(due.map((s) => [s.tenant, s.name])).toEqual([
+      ['globex', 'early'],
+      ['acme', 'late'],
+      ['acme', 'exact'],
+    ]);
+    expect((await store.listDueSchedules(500, 1)).map((s) => s.name)).toEqual(['early']);
+  });
 });

@@ -8,6 +8,8 @@ import { healthRoutes } from './health.js';
 import { jobRoutes } from './jobs.js';
 import { metricsRoutes } from './metrics.js';
 import { openApiRoutes } from './openapi.js';
+import { planRoutes } from './plans.js';
+import { scheduleRoutes } from './schedules.js';
 import { tokenRoutes } from './tokens.js';
 
 export type RouteModule = (app: FastifyInstance, context: ServerContext) => Promise<void>;
@@ -21,6 +23,8 @@ export const ROUTES: RouteModule[] = [
   factoryRoutes,
   factorySocketRoutes,
   tokenRoutes,
+  planRoutes,
+  scheduleRoutes,
   metricsRoutes,
   openApiRoutes,
 ];

@@ -8,14 +8,18 @@ import {
   JobSpec,
   type JobStage,
   NotFoundError,
+  IllegalTransitionError,
   JobDetailResponse,
   JobPageResponse,
   JobResponse,
   SubmitResponse,
 } from '../../core/index.js';
+import type { Logger } from 'pino';
 import type { Store } from '../../store/index.js';
+import { type PlanContext, cancelJob, cancelPlan, decidePlan } from '../plans.js';
 import { forbidden } from '../api-errors.js';
 import { requestTenant, requireRole } from '../auth.js';
+import { notifyEnqueued } from '../notify-enqueued.js';
 import type { ServerContext } from '../server-context.js';
 import { ERROR_RESPONSES, IdParams, TenantQuery } from './common.js';
 
@@ -37,6 +41,8 @@ export const ListJobsQuery = z
     lock: z.string().min(1).optional(),
     /** Jobs of a plan: children of this composite job. */
     plan: Id.optional(),
+    /** `composite` lists plans. */
+    kind: z.enum(['leaf', 'composite']).optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
     after: z.string().min(1).optional(),
   })
@@ -78,8 +84,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
         return { ...spec, tenant, parentId: agentJob ?? spec.parentId };
       });
       const results = await store.enqueue(specs);
-      for (const res of results) hub.publish(res.job.id);
-      if (results.some((x) => x.created && x.job.stage === 'queued')) hub.publishWork(tenant);
+      notifyEnqueued(hub, tenant, results);
       return reply.status(results.some((x) => x.created) ? 201 : 200).send({ jobs: results });
     },
   );
@@ -104,6 +109,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
         ...(q.stage === undefined ? {} : { stage: q.stage as JobStage[] }),
         ...(q.key === undefined ? {} : { key: q.key }),
         ...(q.lock === undefined ? {} : { lock: q.lock }),
+        ...(q.kind === undefined ? {} : { kind: q.kind }),
         ...(agentJob !== null
           ? { parentId: agentJob }
           : q.plan === undefined
@@ -134,10 +140,12 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
   );
 
   const verbs = [
-    ['cancel', 'Cancel a job; a running agent is stopped and its lease fenced off'],
+    ['cancel', 'Cancel a job (a plan: with its jobs); a running agent is stopped'],
     ['retry', 'Run a failed or cancelled job again, with fresh attempts'],
-    ['approve', 'Approve a job that waits for a person'],
+    ['approve', 'Approve a job, or the phase of a plan, that waits for a person'],
+    ['reject', 'Reject a job, or the phase of a plan, that waits for a person'],
   ] as const;
+  const plans: PlanContext = { store, hub, logger: app.log as Logger, clock: ctx.clock };
   for (const [verb, summary] of verbs) {
     r.post(
       `/v1/jobs/:id/${verb}`,
@@ -154,32 +162,39 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServerContext): Promi
       async (request) => {
         const tenant = requestTenant(request);
         const id = request.params.id;
-        // The holder of a running job is told to stop it (on whichever replica it is connected).
-        const before = verb === 'cancel' ? await store.getJob(tenant, id) : null;
-        const job =
-          verb === 'cancel'
-            ? await store.cancel(
-                tenant,
-                id,
-                (request.body as z.infer<typeof CancelBody>)?.reason ?? 'cancelled_by_user',
-              )
-            : verb === 'retry'
-              ? await store.retry(tenant, id)
-              : await store.approve(tenant, id);
+        const target = await store.getJob(tenant, id);
+        if (target === null) throw new NotFoundError('job', id);
+        const plan = target.kind === 'composite';
+        const by = `token ${request.principal!.tokenId}`;
+        let job: Job;
+        if (verb === 'cancel') {
+          const reason =
+            (request.body as z.infer<typeof CancelBody>)?.reason ?? 'cancelled_by_user';
+          job = plan
+            ? await cancelPlan(plans, tenant, id, reason)
+            : await cancelJob(plans, tenant, id, reason, true);
+        } else if (verb === 'approve' || verb === 'reject') {
+          job = plan
+            ? await decidePlan(plans, tenant, id, verb, by)
+            : verb === 'approve'
+              ? await store.approve(tenant, id)
+              : await rejectJob(plans, target);
+        } else {
+          job = await store.retry(tenant, id);
+        }
         hub.publish(job.id);
-        const lease = before?.lease ?? null;
-        if (lease !== null)
-          hub.publishCancel({
-            factoryId: lease.holderFactoryId,
-            jobId: job.id,
-            epoch: lease.leaseEpoch,
-            reason: job.stageReason ?? 'cancelled',
-          });
         if (job.stage === 'queued') hub.publishWork(tenant);
         return { job };
       },
     );
   }
+}
+
+/** Rejecting a job that waits for approval cancels it with reason `rejected`. */
+async function rejectJob(ctx: PlanContext, job: Job): Promise<Job> {
+  if (!job.requiresApproval || job.approvedAt !== null || job.stage !== 'blocked')
+    throw new IllegalTransitionError(job.stage, 'reject', job.id, 'it is not waiting for approval');
+  return cancelJob(ctx, job.tenant, job.id, 'rejected', true);
 }
 
 /**
