@@ -10,4 +10,6 @@ export interface CliIo {
   out(text: string): void;
   /** Writes to standard error, as is (no newline added). */
   err(text: string): void;
+  /** Whether standard output / error is a terminal (colours, redrawing); false when unset. */
+  readonly isTTY?: { readonly out: boolean; readonly err: boolean };
 }

@@ -17,7 +17,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
 function report(err: unknown, io: CliIo): number {
   // Commander has already printed its message (or the help / version it was asked for).
-  if (err instanceof CommanderError) return err.exitCode;
+  // A command line it could not parse is a usage error: exit code 2, as in most CLIs.
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
   const debug = io.env.FLEET_DEBUG === '1';
   if (err instanceof CliError) {
     io.err(`error: ${err.message}\n`);

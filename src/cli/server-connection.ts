@@ -1,4 +1,4 @@
-import { FleetClient, FleetClientError } from '../client/index.js';
+import { FleetApiError, FleetClient, FleetClientError } from '../client/index.js';
 import { credentialsPath, readCredentials } from '../server/credentials.js';
 import { CliError } from './cli-error.js';
 import { resolveDataDir } from './data-dir.js';
@@ -47,11 +47,19 @@ export function resolveConnection(
   return { server, token };
 }
 
-/** Runs a client call, turning its errors into one-line CLI errors. */
+/**
+ * Runs a client call, turning its errors into one-line CLI errors: an unreachable server says
+ * how to start one, a refused token how to pass another.
+ */
 export async function calling<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
+    if (err instanceof FleetApiError && err.status === 401)
+      throw new CliError(
+        `the server refused the token (${err.message}) — pass --token or set FLEET_TOKEN`,
+        { cause: err },
+      );
     if (err instanceof FleetClientError) throw new CliError(err.message, { cause: err });
     throw err;
   }
