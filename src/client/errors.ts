@@ -52,7 +52,7 @@ export type ConnectionFailure = 'refused' | 'unresolved' | 'timeout' | 'reset' |
 
 /**
  * The server could not be reached or stopped answering. The message says what to do next,
- * e.g. `no server at http://127.0.0.1:7070 — start one with fleet serve`.
+ * e.g. `no server at http://127.0.0.1:7070 — start one with fleet up (or fleet serve)`.
  */
 export class FleetConnectionError extends FleetClientError {
   readonly baseUrl: string;

@@ -220,7 +220,7 @@ export class LaneSocket {
       message: this.wasOpen
         ? `the factory ${this.lane} lane to ${baseUrl} closed (${why})`
         : reason === 'refused'
-          ? `no server at ${baseUrl} — start one with fleet serve`
+          ? `no server at ${baseUrl} — start one with fleet up (or fleet serve)`
           : `cannot open the factory ${this.lane} lane at ${baseUrl}: ${detail}`,
       cause: this.refused ?? cause ?? undefined,
     });

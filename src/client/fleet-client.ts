@@ -683,7 +683,7 @@ export class FleetClient {
     const at = this.baseUrl;
     const reason: ConnectionFailure = timedOut ? 'timeout' : failureOf(err);
     const message = {
-      refused: `no server at ${at} — start one with fleet serve`,
+      refused: `no server at ${at} — start one with fleet up (or fleet serve)`,
       unresolved: `cannot resolve the host of ${at} — check the server URL`,
       timeout: `no answer from ${at} within ${this.timeoutMs} ms (${route}) — check that the server is healthy, or allow a longer timeout`,
       reset: `the connection to ${at} closed before ${route} was answered — try again; if it keeps happening, check the server log`,

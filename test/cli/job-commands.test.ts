@@ -254,7 +254,7 @@ describe('fleet ls, show, logs', () => {
       const down = await f.fleet([...args, '--server', `http://127.0.0.1:${port}`]);
       expect(down.code).toBe(1);
       expect(down.stderr).toBe(
-        `error: no server at http://127.0.0.1:${port} — start one with fleet serve\n`,
+        `error: no server at http://127.0.0.1:${port} — start one with fleet up (or fleet serve)\n`,
       );
     }
     // Through the real executable: exit codes 2 (usage) and 1 (no server).

@@ -62,7 +62,7 @@ describe('fleet token', () => {
     );
     expect(down.code).toBe(1);
     expect(down.stderr).toContain(
-      `no server at http://127.0.0.1:${port} — start one with fleet serve`,
+      `no server at http://127.0.0.1:${port} — start one with fleet up (or fleet serve)`,
     );
     const badRole = await runFleet(['token', 'create', '--role', 'root', '--token', 'x'], {
       FLEET_DATA_DIR: empty,

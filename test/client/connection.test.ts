@@ -46,7 +46,9 @@ describe('FleetClient: connection failures', () => {
     const fleet = new FleetClient({ baseUrl: `http://127.0.0.1:${port}/`, token: TOKEN });
     const err = await rejection(fleet.health());
     expect(err).toBeInstanceOf(FleetConnectionError);
-    expect(err.message).toBe(`no server at http://127.0.0.1:${port} — start one with fleet serve`);
+    expect(err.message).toBe(
+      `no server at http://127.0.0.1:${port} — start one with fleet up (or fleet serve)`,
+    );
     expect(err).toMatchObject({
       reason: 'refused',
       route: 'GET /healthz',
@@ -61,7 +63,7 @@ describe('FleetClient: connection failures', () => {
       })(),
     );
     expect(stream).toBeInstanceOf(FleetConnectionError);
-    expect(stream.message).toMatch(/^no server at .* — start one with fleet serve$/);
+    expect(stream.message).toMatch(/^no server at .* — start one with fleet up \(or fleet serve\)$/);
   });
 
   it('times out a server that accepts but never answers', async () => {

@@ -128,7 +128,9 @@ describe('FactoryConnection without a server', () => {
     const err = await rejection(conn.connect());
     expect(err).toBeInstanceOf(FleetConnectionError);
     expect(err).toMatchObject({ reason: 'refused' });
-    expect(err.message).toBe(`no server at http://127.0.0.1:${port} — start one with fleet serve`);
+    expect(err.message).toBe(
+      `no server at http://127.0.0.1:${port} — start one with fleet up (or fleet serve)`,
+    );
     expect(err.message).not.toContain('secret-token');
     expect(states).toEqual(['connecting', 'disconnected']);
     expect(await rejection(conn.claim(1))).toBeInstanceOf(FleetConnectionError);
