@@ -63,7 +63,9 @@ describe('FleetClient: connection failures', () => {
       })(),
     );
     expect(stream).toBeInstanceOf(FleetConnectionError);
-    expect(stream.message).toMatch(/^no server at .* — start one with fleet up \(or fleet serve\)$/);
+    expect(stream.message).toMatch(
+      /^no server at .* — start one with fleet up \(or fleet serve\)$/,
+    );
   });
 
   it('times out a server that accepts but never answers', async () => {
