@@ -42,7 +42,7 @@ export function resolveConnection(
   const token = options.token ?? io.env.FLEET_TOKEN ?? saved?.token;
   if (token === undefined)
     throw new CliError(
-      `no token: pass --token${tokenHint}, set FLEET_TOKEN, or start the server with fleet serve (it writes ${path})`,
+      `no token: pass --token${tokenHint}, set FLEET_TOKEN, or start Fleet with fleet up (it writes ${path})`,
     );
   return { server, token };
 }

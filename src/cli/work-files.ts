@@ -1,7 +1,9 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import {
+  JobFileError,
+  formatProblem,
   type JobDraft,
   type PlanDefinition,
   type SourceFile,
@@ -27,6 +29,28 @@ const PLAN_FILE = 'plan.yaml';
  * throws a JobFileError listing every problem (`file:line: field: message`).
  */
 export function loadWork(paths: readonly string[], io: CliIo): Work {
+  try {
+    return readWork(paths, io);
+  } catch (err) {
+    if (!(err instanceof JobFileError)) throw err;
+    // Paths as the user would type them, relative to where they are.
+    const shown = err.problems.map((p) => ({ ...p, file: displayPath(p.file, io.cwd) }));
+    const head =
+      shown.length === 1
+        ? 'a job file has a problem; nothing was submitted'
+        : `${shown.length} problems in the job files; nothing was submitted`;
+    throw new CliError(`${head}:\n${shown.map((p) => `  ${formatProblem(p)}`).join('\n')}`, {
+      cause: err,
+    });
+  }
+}
+
+function displayPath(file: string, cwd: string): string {
+  const rel = relative(cwd, file);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
+}
+
+function readWork(paths: readonly string[], io: CliIo): Work {
   if (paths.length === 0) throw new CliError('name at least one job file, directory or plan');
   const inputs = paths.map((p) => classify(resolve(io.cwd, p), p));
   const plans = inputs.filter((i) => i.kind === 'plan');

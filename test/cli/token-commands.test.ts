@@ -53,7 +53,7 @@ describe('fleet token', () => {
     const none = await runFleet(['token', 'ls'], { FLEET_DATA_DIR: empty });
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(
-      /no token: pass --token, set FLEET_TOKEN, or start the server with fleet serve/,
+      /no token: pass --token, set FLEET_TOKEN, or start Fleet with fleet up/,
     );
     const port = await closedPort();
     const down = await runFleet(
