@@ -98,7 +98,7 @@ async function up(options: UpOptions, io: CliIo, deps: UpDeps): Promise<void> {
     const started = await Promise.race([starting, stop.requested.then(() => null)]);
     if (started !== null)
       io.out(
-        `Fleet is up: ${started.url} (dashboard) · credential: ${credentialsPath(dataDir)} · ` +
+        `Fleet is up: ${started.url} (API: /openapi.json) · credential: ${credentialsPath(dataDir)} · ` +
           `factory ${name} with ${seats} seat${seats === 1 ? '' : 's'} · stop with Ctrl-C\n`,
       );
     await stop.requested;

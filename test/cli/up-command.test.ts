@@ -19,7 +19,7 @@ async function startUp(dataDir?: string): Promise<{ up: Up; dir: string; admin: 
     25_000,
     () => up.stderr(),
   );
-  const match = /^Fleet is up: (\S+) \(dashboard\)/m.exec(up.stdout());
+  const match = /^Fleet is up: (\S+) \(API: \/openapi\.json\)/m.exec(up.stdout());
   if (match === null) throw new Error(`fleet up did not start:\n${up.stderr()}`);
   const saved = readCredentials(join(dir, 'credentials.json'))!;
   expect(saved.server).toBe(match[1]);
@@ -42,7 +42,7 @@ describe('fleet up', () => {
     const { up, dir, admin } = await startUp();
     expect(up.stdout()).toMatch(
       new RegExp(
-        `^Fleet is up: http://127\\.0\\.0\\.1:\\d+ \\(dashboard\\) · credential: ${join(dir, 'credentials.json')} · ` +
+        `^Fleet is up: http://127\\.0\\.0\\.1:\\d+ \\(API: /openapi\\.json\\) · credential: ${join(dir, 'credentials.json')} · ` +
           `factory up-test with 1 seat · stop with Ctrl-C\n$`,
       ),
     );
