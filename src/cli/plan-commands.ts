@@ -29,7 +29,7 @@ export function registerPlanCommands(program: Command, io: CliIo): void {
         const after = await calling(() =>
           verb === 'approve' ? client.approveJob(job.id) : client.rejectJob(job.id),
         ).catch((err: unknown) => {
-          throw refusal(err, verb, ref);
+          throw refusal(err, verb, ref, job);
         });
         const p = paletteFor(io);
         if (after.kind === 'composite') {
@@ -62,11 +62,10 @@ export function registerPlanCommands(program: Command, io: CliIo): void {
         table(
           ['ID', 'PLAN', 'STAGE', 'PHASE', 'CREATED'],
           plans.map(({ plan: job, state }) => {
-            const open = state.phases.findIndex(
-              (ph) => ph.status === 'running' || ph.status === 'awaiting_approval',
-            );
+            // Where it stands or stopped: the first phase that has not passed (else the last).
+            const open = state.phases.findIndex((ph) => ph.status !== 'passed');
             const at = open < 0 ? state.phases.length : open + 1;
-            const phase = state.phases[Math.min(at, state.phases.length) - 1]!;
+            const phase = state.phases[at - 1]!;
             return [
               job.id,
               state.name,
@@ -151,9 +150,18 @@ async function reportText(
   return new TextDecoder().decode(bytes);
 }
 
-/** A refused approve/reject, said plainly. */
-function refusal(err: unknown, verb: string, ref: string): unknown {
-  if (err instanceof CliError && err.cause instanceof FleetApiError && err.cause.status === 409)
-    return new CliError(`cannot ${verb} ${ref}: ${err.cause.message}`, { cause: err.cause });
+/** A refused approve/reject, said plainly (once: the server's message may already say it). */
+function refusal(err: unknown, verb: string, ref: string, job: Job): unknown {
+  if (err instanceof CliError && err.cause instanceof FleetApiError && err.cause.status === 409) {
+    const { message } = err.cause;
+    const what = message.startsWith(`cannot ${verb}`)
+      ? message
+      : `cannot ${verb} ${ref}: ${message}`;
+    const next =
+      job.kind === 'composite'
+        ? `fleet plan show ${ref} shows its phases`
+        : `fleet show ${ref} shows it`;
+    return new CliError(`${what} — ${next}`, { cause: err.cause });
+  }
   return err;
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { FleetClient } from '../client/index.js';
 import type { Job, JobDraft } from '../core/index.js';
+import { ENGINE_NAMES } from '../engines/index.js';
 import { CliError } from './cli-error.js';
 import type { CliIo } from './io.js';
 import { type Palette, paletteFor } from './output/colour.js';
@@ -108,8 +109,12 @@ export async function waitFor(
   }
 }
 
-/** `--engine`: every job but the plan's gates runs with `engine`. */
+/** `--engine`: every job but the plan's gates runs with `engine` (checked before any starts). */
 export function overrideEngine(drafts: JobDraft[], engine: string): void {
+  if (!(ENGINE_NAMES as readonly string[]).includes(engine))
+    throw new CliError(
+      `--engine: no engine is named "${engine}"; known engines: ${ENGINE_NAMES.join(', ')}`,
+    );
   for (const d of drafts)
     if (
       d.kind !== 'composite' &&

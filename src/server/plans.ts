@@ -80,7 +80,6 @@ export async function advancePlan(ctx: PlanContext, tenant: string, id: string):
   let changed = step.changed;
   for (const effect of step.effects) {
     if (effect.kind === 'approve') await approve(ctx, tenant, effect.jobId);
-    else if (effect.kind === 'cancel') await cancelJob(ctx, tenant, effect.jobId, effect.reason);
     else if (effect.kind === 'report' && step.state.phases[effect.phase]!.report === null) {
       step.state.phases[effect.phase]!.report = await writeReport(
         ctx,
@@ -93,6 +92,10 @@ export async function advancePlan(ctx: PlanContext, tenant: string, id: string):
       changed = true;
     }
   }
+  // Cancels come in plan order (a phase's jobs, then its gate); applied dependents first, since
+  // cancelling a job fails whatever still waits on it as dep_failed, hiding the plan's reason.
+  for (const effect of [...step.effects].reverse())
+    if (effect.kind === 'cancel') await cancelJob(ctx, tenant, effect.jobId, effect.reason);
   if (changed) {
     try {
       await store.updateJob(tenant, id, plan.rev, {
@@ -148,7 +151,9 @@ export async function cancelPlan(
       if (!(err instanceof ConflictError)) throw err;
     }
   }
-  for (const job of jobs) if (!isTerminal(job.stage)) await cancelJob(ctx, tenant, job.id, reason);
+  // Newest first, so a dependent is cancelled before its dependency fails it as dep_failed.
+  for (const job of [...jobs].reverse())
+    if (!isTerminal(job.stage)) await cancelJob(ctx, tenant, job.id, reason);
   const cancelled = await ctx.store.cancel(tenant, id, reason);
   ctx.hub.publish(id);
   return cancelled;
