@@ -60,7 +60,7 @@ function readWork(paths: readonly string[], io: CliIo): Work {
         `${plans[0]!.given} is a plan: give one plan at a time, without other files`,
       );
     const plan = readPlan(plans[0]!.path);
-    return { kind: 'plan', plan, drafts: expandPlan(plan, Date.now()) };
+    return { kind: 'plan', plan, drafts: expandPlan(plan) };
   }
   const files = inputs.flatMap((i) => i.files);
   const drafts = parseJobFiles(

@@ -69,7 +69,7 @@ function gateSection(gate: ReportJob | null): string[] {
     `### ${c.exit === 0 ? '✓' : '✗'} ${title(recorded[i]?.name, c.command)}` +
       (recorded[i]?.required === false ? ' (optional)' : ''),
     '',
-    `Exit ${c.exit ?? 'none'} in ${formatDuration(c.durationMs)}.`,
+    `Exit ${c.exit ?? 'none'} in ${readable(c.durationMs)}.`,
     ...(c.outputTail.trim() === '' ? [] : ['', '```', c.outputTail.trimEnd(), '```']),
     '',
   ]);
@@ -94,7 +94,14 @@ function sum(jobs: readonly ReportJob[], f: (r: Run) => number | undefined): num
 }
 
 function span(from: number | null, to: number | null): string {
-  return from === null || to === null ? '–' : formatDuration(Math.max(0, to - from));
+  return from === null || to === null ? '–' : readable(Math.max(0, to - from));
+}
+
+/** `850ms`, `1.9s`, `4m12s`: precise enough for a report, short enough to read. */
+function readable(ms: number): string {
+  if (ms < 1_000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1_000).toFixed(1)}s`;
+  return formatDuration(Math.round(ms / 1_000) * 1_000);
 }
 
 function why(job: Job): string {

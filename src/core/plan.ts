@@ -69,7 +69,7 @@ export const jobBranch = (key: string): string => branchName(key, key);
  * The job batch that runs a plan: the composite plan job first, then each phase's jobs and its
  * gate. Submit it in one request, so a plan is stored whole or not at all.
  */
-export function expandPlan(def: PlanDefinition, now: number): JobDraft[] {
+export function expandPlan(def: PlanDefinition): JobDraft[] {
   const phases: PhaseState[] = def.phases.map((phase, i) => ({
     name: phase.name,
     approval: phase.approval,
@@ -80,7 +80,8 @@ export function expandPlan(def: PlanDefinition, now: number): JobDraft[] {
     reason: null,
     decidedBy: null,
     report: null,
-    startedAt: i === 0 ? now : null,
+    // Set by the control plane's first step, on its clock.
+    startedAt: null,
     closedAt: null,
   }));
   const state: PlanState = {
@@ -100,13 +101,18 @@ export function expandPlan(def: PlanDefinition, now: number): JobDraft[] {
   def.phases.forEach((phase, i) => {
     const base = i === 0 ? null : jobBranch(phases[i - 1]!.gate);
     const manifestBase = base === null ? {} : { base };
+    const inPhase = new Set(phases[i]!.jobs);
     for (const job of phase.jobs) {
+      // A job that waits for one other job of its phase builds on that job's branch; with
+      // several, it starts from the phase's base and the gate merges them all.
+      const local = (job.deps ?? []).filter((d) => inPhase.has(d));
+      const base = local.length === 1 ? { base: jobBranch(local[0]!) } : manifestBase;
       drafts.push({
         ...job,
         parentId: def.name,
         // Later phases wait until the plan loop opens them.
         requiresApproval: i > 0 || job.requiresApproval === true,
-        manifest: { ...job.manifest, ...manifestBase },
+        manifest: { ...job.manifest, ...base },
       });
     }
     const cwd = phase.jobs.find((j) => typeof j.manifest?.cwd === 'string')?.manifest?.cwd;
@@ -180,6 +186,7 @@ export function reconcilePlan(
   const next = structuredClone(state);
   const effects: PlanEffect[] = [];
   const index = next.phases.findIndex((p) => OPEN.includes(p.status));
+  if (index >= 0) next.phases[index]!.startedAt ??= now;
   if (index >= 0 && next.phases[index]!.status === 'running') {
     const phase = next.phases[index]!;
     const gate = jobs.get(phase.gate);

@@ -33,12 +33,18 @@ const def: PlanDefinition = {
   ],
 };
 
-const state = () => PlanState.parse(expandPlan(def, 1_000)[0]!.manifest!.plan);
+const submitted = () => PlanState.parse(expandPlan(def)[0]!.manifest!.plan);
+/** The plan's state after the control plane's first step (which stamps phase 1's start). */
+const state = () => {
+  const s = submitted();
+  s.phases[0]!.startedAt = 1_000;
+  return s;
+};
 
 /** Job views as a store would show them right after submitting the plan. */
 function jobsAfterSubmit(): Map<string, PlanJobView> {
   const views = new Map<string, PlanJobView>();
-  for (const d of expandPlan(def, 1_000).slice(1)) {
+  for (const d of expandPlan(def).slice(1)) {
     views.set(d.key!, {
       id: `id:${d.key}`,
       key: d.key!,
@@ -58,7 +64,7 @@ function set(views: Map<string, PlanJobView>, key: string, stage: JobStage, reas
 }
 
 describe('expandPlan', () => {
-  const drafts = expandPlan(def, 1_000);
+  const drafts = expandPlan(def);
 
   it('makes the plan job, each phase’s jobs and one gate per phase, in one batch', () => {
     expect(drafts.map((d) => d.key)).toEqual([
@@ -105,15 +111,42 @@ describe('expandPlan', () => {
   });
 
   it('records the plan’s state: phase 1 running, the rest pending', () => {
-    expect(state().phases.map((p) => [p.name, p.status, p.startedAt])).toEqual([
-      ['build', 'running', 1_000],
+    expect(submitted().phases.map((p) => [p.name, p.status, p.startedAt])).toEqual([
+      ['build', 'running', null],
       ['ship', 'pending', null],
     ]);
+  });
+
+  it('starts a job from the branch of the one job of its phase it waits for', () => {
+    const chained: PlanDefinition = {
+      ...def,
+      phases: [
+        {
+          ...def.phases[0]!,
+          jobs: [
+            job('rel/build/a'),
+            { ...job('rel/build/b'), deps: ['rel/build/a'] },
+            { ...job('rel/build/c'), deps: ['rel/build/a', 'rel/build/b'] },
+          ],
+        },
+        def.phases[1]!,
+      ],
+    };
+    const byKey = new Map(expandPlan(chained).map((d) => [d.key, d]));
+    expect(byKey.get('rel/build/b')!.manifest).toMatchObject({ base: 'fleet/rel/build/a' });
+    expect(byKey.get('rel/build/c')!.manifest).not.toHaveProperty('base');
   });
 });
 
 describe('reconcilePlan', () => {
   const noDecision = () => null;
+
+  it('stamps the running phase’s start on the control plane’s clock, once', () => {
+    const first = reconcilePlan(submitted(), jobsAfterSubmit(), noDecision, 1_000);
+    expect(first).toMatchObject({ changed: true, effects: [] });
+    expect(first.state.phases[0]!.startedAt).toBe(1_000);
+    expect(reconcilePlan(first.state, jobsAfterSubmit(), noDecision, 2_000).changed).toBe(false);
+  });
 
   it('does nothing while the phase runs (and its first-phase jobs need no plan approval)', () => {
     const step = reconcilePlan(state(), jobsAfterSubmit(), noDecision, 2_000);
