@@ -8,6 +8,7 @@ import { CliError } from './cli-error.js';
 import type { CliIo } from './io.js';
 import { paletteFor } from './output/colour.js';
 import { type Submitted, overrideEngine, submitWork, waitFor } from './submit-command.js';
+import { processStopRequest } from './serve-command.js';
 import { packageVersion } from './version.js';
 import { type Work, loadWork, prepareWorkspace } from './work-files.js';
 
@@ -95,14 +96,27 @@ async function run(paths: string[], o: RunOptions, io: CliIo): Promise<void> {
     const client = new FleetClient({ baseUrl: server.url, token });
     const submitted = await submitWork(client, work);
     io.out(header(work, submitted, { dataDir, server: server.url, workspace, p }));
+    // Ctrl-C cancels the work (running agents stop, their work is checkpointed); the summary
+    // still prints. A second Ctrl-C quits at once.
+    const stop = processStopRequest();
+    void stop.requested.then(async (signal) => {
+      io.err(`\n${signal}: cancelling the work (press Ctrl-C again to quit at once)\n`);
+      const targets = submitted.plan === null ? submitted.jobs : [submitted.plan];
+      for (const job of targets)
+        await client.cancelJob(job.id, 'cancelled_by_user').catch(() => undefined);
+    });
     await waitFor(client, submitted, io, {
       autoApprove: o.approve === true,
       approveHint: (id) => `fleet approve ${id} --data-dir ${dataDir}  (or fleet reject)`,
+      // The server stops with this command: looking closer means serving the data dir again.
+      inspectHint: (ref) =>
+        `for the whole transcript: fleet serve --data-dir ${dataDir} --port 0, then fleet logs ${ref} --data-dir ${dataDir}`,
     }).finally(async () => {
+      stop.dispose();
       if (submitted.plan !== null)
         await saveReports(client, submitted.plan.id, dataDir, workspace, io);
       io.out(
-        `${p.dim('data')} ${dataDir} ${p.dim(`(database, fleet.log, worktrees of failed runs)`)}\n`,
+        `${p.dim('data')}    ${dataDir} ${p.dim(`(database, fleet.log, worktrees of failed runs)`)}\n`,
       );
     });
   } finally {
@@ -159,5 +173,7 @@ async function saveReports(
     io.out(
       `result  branch ${jobBranch(last.gate)}${where} (every phase, merged by the last gate)\n`,
     );
+    if (workspace !== null)
+      io.out(`look    git -C ${workspace} log --oneline --graph ${jobBranch(last.gate)}\n`);
   }
 }

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
 import type { FleetClient } from '../client/index.js';
-import type { Job, JobDraft } from '../core/index.js';
+import type { Job, JobDraft, JobEvent } from '../core/index.js';
 import { ENGINE_NAMES } from '../engines/index.js';
 import { CliError } from './cli-error.js';
 import type { CliIo } from './io.js';
 import { type Palette, paletteFor } from './output/colour.js';
-import { JobWatcher, renderSummary } from './output/progress.js';
+import { type JobSummary, JobWatcher, renderSummary } from './output/progress.js';
+import { renderEvent } from './output/transcript.js';
 import { followPlan, planLines } from './plan-progress.js';
 import { type ConnectionOptions, calling, connect, connectionFlags } from './server-connection.js';
 import { type Work, loadWork, prepareWorkspace } from './work-files.js';
@@ -71,7 +72,12 @@ export async function waitFor(
   client: FleetClient,
   submitted: Submitted,
   io: CliIo,
-  options: { approveHint: (planId: string) => string; autoApprove?: boolean },
+  options: {
+    approveHint: (planId: string) => string;
+    autoApprove?: boolean;
+    /** Where to look closer at a failed job; default `fleet logs REF`. */
+    inspectHint?: (ref: string) => string;
+  },
 ): Promise<void> {
   const stopPlan = new AbortController();
   const plan =
@@ -103,9 +109,9 @@ export async function waitFor(
           (planDetail.plan.lastError === null ? '' : `: ${planDetail.plan.lastError}`)
         : `${failed.length} of ${summaries.length} jobs did not succeed`;
     const first = failed.find((s) => s.stage === 'failed') ?? failed[0];
-    throw new CliError(
-      first === undefined ? what : `${what} — fleet logs ${first.key ?? first.id} shows why`,
-    );
+    if (first?.stage === 'failed') io.out(await lastOutput(client, first, p));
+    const inspect = options.inspectHint ?? ((ref: string) => `fleet logs ${ref} shows why`);
+    throw new CliError(first === undefined ? what : `${what} — ${inspect(first.key ?? first.id)}`);
   }
 }
 
@@ -141,3 +147,24 @@ function approveHint(o: ConnectionOptions): (planId: string) => string {
   ].join('');
   return (id) => `fleet approve ${id}${flags}  (or fleet reject)`;
 }
+
+/** The last lines of a failed job's transcript, so the reason is on screen without a lookup. */
+async function lastOutput(client: FleetClient, job: JobSummary, p: Palette): Promise<string> {
+  const events: JobEvent[] = [];
+  let after = 0;
+  for (let page = 0; page < 20; page++) {
+    const got = await client.listEvents(job.id, { after, limit: 1000 });
+    events.push(...got.items);
+    if (got.next === null || got.items.length === 0) break;
+    after = got.next;
+  }
+  const lines = events
+    .map((e) => renderEvent(e, p))
+    .join('')
+    .split('\n')
+    .filter((l) => l !== '');
+  const tail = lines.slice(-LAST_LINES).map((l) => `  ${l}`);
+  return `\n${p.bold(`last output of ${job.key ?? job.id}:`)}\n${tail.join('\n')}\n`;
+}
+
+const LAST_LINES = 15;
