@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import {
+  type EventInput,
   type FactoryKind,
   type FactoryRequestType,
   type FactoryResult,
@@ -23,6 +24,32 @@ export type ClaimResult = FactoryResult<'claim'>;
 export type HeartbeatResult = FactoryResult<'heartbeat'>;
 export type EventsResult = FactoryResult<'events'>;
 export type EventBatch = RequestBody<'events'>['batches'][number];
+/**
+ * An event as the factory keeps it until the server has it (in memory or in the spool file):
+ * `localSeq` numbers a run's events (per job and epoch) from 1 and goes along when spooled.
+ */
+export type LocalEvent = EventInput & { localSeq?: number };
+
+/**
+ * The batch for `events` (a run's next events, in order, with their local numbers): the
+ * events go without `localSeq`, the batch carries the number of its first event, so the
+ * server stores each event once even when the batch is sent again after a reconnect. An
+ * event without a number (a spool overflow marker) takes the number before the next one's.
+ */
+export function eventBatch(ref: FencedRef, events: LocalEvent[]): EventBatch {
+  const at = events.findIndex((e) => e.localSeq !== undefined);
+  const batch: EventBatch = {
+    jobId: ref.jobId,
+    epoch: ref.epoch,
+    events: events.map(({ localSeq: _, ...event }) => event),
+  };
+  if (at >= 0) {
+    const first = events[at]!.localSeq! - at;
+    if (first >= 1) batch.localSeq = first;
+  }
+  return batch;
+}
+
 /** What a finished run reports: exit, verification, insights, output, checkpoint. */
 export type RunReport = Omit<RequestBody<'complete'>, 'jobId' | 'epoch'>;
 export type RunFailure = Omit<RequestBody<'fail'>, 'jobId' | 'epoch'>;
@@ -305,8 +332,9 @@ export class FactoryConnection {
     try {
       await step(Promise.all([link.control.opened, link.events.opened]));
       // One after the other: both register the same factory (by name).
-      const hello = await step(link.control.request('hello', this.helloBody('control')));
-      await step(link.events.request('hello', this.helloBody('events')));
+      const reconnect = kind === 'reconnecting';
+      const hello = await step(link.control.request('hello', this.helloBody('control', reconnect)));
+      await step(link.events.request('hello', this.helloBody('events', reconnect)));
       this.#hello = hello;
       this.machine.move('reconciling');
       const held = this.options.heldRuns();
@@ -412,9 +440,18 @@ export class FactoryConnection {
     }
   }
 
-  private helloBody(lane: 'control' | 'events'): RequestBody<'hello'> {
+  private helloBody(lane: 'control' | 'events', reconnect: boolean): RequestBody<'hello'> {
     const { name, kind, capabilities, seats, version } = this.options.factory;
-    return { protocol: PROTOCOL_VERSION, lane, name, kind, capabilities, seats, version };
+    return {
+      protocol: PROTOCOL_VERSION,
+      lane,
+      name,
+      kind,
+      capabilities,
+      seats,
+      version,
+      reconnect,
+    };
   }
 
   private notConnected(type: string): FleetConnectionError {

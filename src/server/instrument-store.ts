@@ -77,9 +77,10 @@ export function instrumentStore(store: Store, metrics: FleetMetrics): Store {
       if (reaped.length > 0) metrics.leaseExpiries.inc(reaped.length);
       return reaped;
     },
-    async appendEvents(ref, events) {
-      const seqs = await store.appendEvents(ref, events);
-      if (events.length > 0) metrics.eventsIngested.inc(events.length);
+    async appendEvents(ref, events, options) {
+      const seqs = await store.appendEvents(ref, events, options);
+      const stored = events.length - (seqs.duplicates ?? 0);
+      if (stored > 0) metrics.eventsIngested.inc(stored);
       return seqs;
     },
   };

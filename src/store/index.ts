@@ -1,4 +1,6 @@
 export type {
+  Appended,
+  AppendOptions,
   Claimed,
   ClaimRequest,
   CompleteInput,

@@ -64,6 +64,26 @@ export interface Claimed {
   lease: Lease;
 }
 
+/** Exactly-once appends: the writer's own numbering of its events. */
+export interface AppendOptions {
+  /**
+   * The writer's number for the batch's first event; the others follow one by one. Numbers
+   * are per job and lease epoch, from 1, and batches are sent in order. A batch that overlaps
+   * what is stored (sent again after a reconnect) skips the stored prefix; a gap (events the
+   * writer dropped) is accepted.
+   */
+  localSeq?: number;
+}
+
+/** Where appended events landed in the job's stream. */
+export interface Appended {
+  /** Stream seq of the first event stored now; `lastSeq + 1` when every event was a duplicate. */
+  firstSeq: number;
+  lastSeq: number;
+  /** With `localSeq`: events skipped because they were already stored. */
+  duplicates?: number;
+}
+
 /** Per-item result of a batch verb: one stale lease does not fail its neighbours. */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: FleetError };
 
@@ -174,10 +194,12 @@ export interface Store {
   listRuns(tenant: string, jobId: string): Promise<Run[]>;
 
   // Events
-  appendEvents(
-    ref: FencedRef,
-    events: EventInput[],
-  ): Promise<{ firstSeq: number; lastSeq: number }>;
+  /**
+   * Appends events under a lease (fenced). With `options.localSeq`, the append is exactly once:
+   * events the writer numbered at or below what is already stored for this job and epoch are
+   * skipped as duplicates, in the same transaction.
+   */
+  appendEvents(ref: FencedRef, events: EventInput[], options?: AppendOptions): Promise<Appended>;
   readEvents(
     tenant: string,
     jobId: string,

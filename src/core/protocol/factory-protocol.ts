@@ -44,6 +44,11 @@ export const FactoryRequest = z.discriminatedUnion('type', [
     capabilities: z.array(z.string().min(1)).max(100).default([]),
     seats: z.number().int().min(0).max(10_000).default(1),
     version: z.string().max(100).default('unknown'),
+    /**
+     * The same factory process coming back after a dropped connection: a drain set while it
+     * was connected stays in force. A fresh process (no `reconnect`) registers as online.
+     */
+    reconnect: z.boolean().default(false),
   }),
   /** The runs the factory still holds after a (re)connect: the server says which are valid. */
   req('reconcile', { runs: z.array(FencedRefSchema).max(10_000) }),
@@ -74,6 +79,12 @@ export const FactoryRequest = z.discriminatedUnion('type', [
           .object({
             jobId: Id,
             epoch: z.number().int().positive(),
+            /**
+             * The factory's own number for the batch's first event (per job and epoch, from
+             * 1, one per event). With it the append is exactly once: a batch sent again after
+             * a reconnect skips the events the server already stored.
+             */
+            localSeq: z.number().int().positive().optional(),
             events: z.array(EventInput).min(1).max(10_000),
           })
           .strict(),
@@ -121,7 +132,14 @@ export const FactoryResults = {
   events: z.object({
     results: z.array(
       z.union([
-        z.object({ jobId: Id, ok: z.literal(true), firstSeq: z.number(), lastSeq: z.number() }),
+        z.object({
+          jobId: Id,
+          ok: z.literal(true),
+          firstSeq: z.number(),
+          lastSeq: z.number(),
+          /** Events skipped as already stored (a batch sent again); absent from older servers. */
+          duplicates: z.number().int().nonnegative().optional(),
+        }),
         z.object({ jobId: Id, ok: z.literal(false), error: ErrorInfo }),
       ]),
     ),

@@ -128,6 +128,8 @@ export class FactorySession {
       case 'reconcile':
         return this.reconcile(entry, r.runs);
       case 'claim': {
+        // A draining factory finishes its runs and gets no new ones.
+        if (await this.isDraining(entry)) return { assignments: [] };
         const assignments = await store.claim({
           factoryId: entry.factoryId,
           tenants: entry.tenants,
@@ -160,7 +162,9 @@ export class FactorySession {
         for (const batch of r.batches) {
           try {
             await this.authorize(entry, batch);
-            const seqs = await store.appendEvents(batch, batch.events);
+            const seqs = await store.appendEvents(batch, batch.events, {
+              localSeq: batch.localSeq,
+            });
             hub.publish(batch.jobId);
             results.push({ jobId: batch.jobId, ok: true, ...seqs });
           } catch (err) {
@@ -204,6 +208,11 @@ export class FactorySession {
   private async hello(r: Extract<FactoryRequest, { type: 'hello' }>): Promise<Handled> {
     if (this.entry !== null) throw protocolError('already_registered', 'hello was already sent');
     const { store, registry, tenants } = this.ctx;
+    const keepDraining =
+      r.reconnect &&
+      (await store.listFactories(tenants[0]!)).some(
+        (f) => f.name === r.name && f.status === 'draining',
+      );
     const factory = await store.registerFactory({
       tenant: tenants[0]!,
       name: r.name,
@@ -211,7 +220,7 @@ export class FactorySession {
       capabilities: r.capabilities,
       seats: r.seats,
       version: r.version,
-      status: 'online',
+      status: keepDraining ? 'draining' : 'online',
     });
     const entry = registry.entry(factory.id, tenants, factory.capabilities);
     this.entry = entry;
@@ -235,6 +244,12 @@ export class FactorySession {
       leaseTtlMs: this.ctx.leaseTtlMs,
       heartbeatMs: Math.max(250, Math.floor(this.ctx.leaseTtlMs / 3)),
     };
+  }
+
+  /** True when the factory was drained (POST /v1/factories/:id/drain): no new claims. */
+  private async isDraining(entry: FactoryEntry): Promise<boolean> {
+    const factory = await this.ctx.store.getFactory(this.ctx.tenants[0]!, entry.factoryId);
+    return factory?.status === 'draining';
   }
 
   /** Which of the runs a (re)connecting factory holds are still its live leases. */

@@ -24,6 +24,8 @@ import {
   transition,
 } from '../../core/index.js';
 import type {
+  AppendOptions,
+  Appended,
   ClaimRequest,
   Claimed,
   CompleteInput,
@@ -35,6 +37,7 @@ import type {
   Store,
   StoreOptions,
 } from '../port.js';
+import { type EventCursorRow, planDedupe } from '../shared/event-cursor.js';
 import { newId } from '../shared/ids.js';
 import { type AttemptEnd, jsonOrNull, planAttemptEnd } from '../shared/attempt-end.js';
 import { parseJobBatch } from '../shared/job-batch.js';
@@ -477,12 +480,47 @@ export class PostgresStore extends KyselyStore implements Store {
   async appendEvents(
     ref: FencedRef,
     events: EventInput[],
-  ): Promise<{ firstSeq: number; lastSeq: number }> {
+    options: AppendOptions = {},
+  ): Promise<Appended> {
     const parsed = parseInput(EventBatch, events, 'event batch');
+    const localSeq = options.localSeq;
+    if (localSeq === undefined) {
+      const last = await this.insertEventsFenced(this.pool, ref, parsed);
+      if (last === undefined) throw await this.staleLease(ref);
+      return { firstSeq: last - parsed.length + 1, lastSeq: last };
+    }
+    return this.tx(async (c) => {
+      // The job's row lock (taken by the fence check) serializes writers of its cursor.
+      await this.fenced(c, ref);
+      const { rows } = await c.query<EventCursorRow>(
+        'SELECT epoch, local_seq FROM event_cursors WHERE job_id = $1',
+        [ref.jobId],
+      );
+      const plan = planDedupe(rows[0], ref.epoch, localSeq, parsed.length);
+      const fresh = parsed.slice(plan.skip);
+      await c.query(
+        `INSERT INTO event_cursors (job_id, epoch, local_seq) VALUES ($1, $2, $3)
+         ON CONFLICT (job_id) DO UPDATE SET epoch = excluded.epoch, local_seq = excluded.local_seq`,
+        [ref.jobId, ref.epoch, plan.localSeq],
+      );
+      const last = await this.insertEventsFenced(c, ref, fresh);
+      if (last === undefined) throw await this.staleLease(ref);
+      return { firstSeq: last - fresh.length + 1, lastSeq: last, duplicates: plan.skip };
+    });
+  }
+
+  /**
+   * One statement: the fenced seq reservation and the insert commit together, and the row
+   * lock on the job serializes writers so seqs stay gap-free. The job's new `event_seq`, or
+   * undefined when `ref` is not its live lease.
+   */
+  private async insertEventsFenced(
+    q: pg.Pool | Client,
+    ref: FencedRef,
+    events: z.output<typeof EventBatch>,
+  ): Promise<number | undefined> {
     const now = this.now();
-    // One statement: the fenced seq reservation and the insert commit together, and the row
-    // lock on the job serializes writers so seqs stay gap-free.
-    const { rows } = await this.pool.query<{ last: number }>(
+    const { rows } = await q.query<{ last: number }>(
       `WITH s AS (
          UPDATE jobs SET event_seq = event_seq + $3
          WHERE id = $1 AND lease_epoch = $2 AND lease_holder IS NOT NULL AND stage = ANY($7::text[])
@@ -496,16 +534,14 @@ export class PostgresStore extends KyselyStore implements Store {
       [
         ref.jobId,
         ref.epoch,
-        parsed.length,
-        parsed.map((e) => e.type),
-        parsed.map((e) => e.at ?? now),
-        parsed.map((e) => JSON.stringify(e.data)),
+        events.length,
+        events.map((e) => e.type),
+        events.map((e) => e.at ?? now),
+        events.map((e) => JSON.stringify(e.data)),
         ACTIVE,
       ],
     );
-    const last = rows[0]?.last;
-    if (last === undefined) throw await this.staleLease(ref);
-    return { firstSeq: last - parsed.length + 1, lastSeq: last };
+    return rows[0]?.last;
   }
 
   // --- Transaction helpers ------------------------------------------------

@@ -23,6 +23,8 @@ import {
   transition,
 } from '../../core/index.js';
 import type {
+  AppendOptions,
+  Appended,
   ClaimRequest,
   Claimed,
   CompleteInput,
@@ -34,6 +36,7 @@ import type {
   Store,
   StoreOptions,
 } from '../port.js';
+import { type EventCursorRow, planDedupe } from '../shared/event-cursor.js';
 import { newId } from '../shared/ids.js';
 import { type AttemptEnd, jsonOrNull, planAttemptEnd } from '../shared/attempt-end.js';
 import { parseJobBatch } from '../shared/job-batch.js';
@@ -457,15 +460,27 @@ export class SqliteStore extends KyselyStore implements Store {
   async appendEvents(
     ref: FencedRef,
     events: EventInput[],
-  ): Promise<{ firstSeq: number; lastSeq: number }> {
+    options: AppendOptions = {},
+  ): Promise<Appended> {
     const parsed = parseInput(EventBatch, events, 'event batch');
-    const run = this.raw.transaction(() => {
-      const row = this.stmt.bumpSeqFenced.get(parsed.length, ref.jobId, ref.epoch) as
+    const run = this.raw.transaction((): Appended => {
+      const plan =
+        options.localSeq === undefined
+          ? null
+          : planDedupe(
+              this.stmt.eventCursor.get(ref.jobId) as EventCursorRow | undefined,
+              ref.epoch,
+              options.localSeq,
+              parsed.length,
+            );
+      const fresh = plan === null ? parsed : parsed.slice(plan.skip);
+      const row = this.stmt.bumpSeqFenced.get(fresh.length, ref.jobId, ref.epoch) as
         { event_seq: number; tenant: string } | undefined;
       if (row === undefined) throw this.staleError(ref);
-      const first = row.event_seq - parsed.length + 1;
+      if (plan !== null) this.stmt.saveEventCursor.run(ref.jobId, ref.epoch, plan.localSeq);
+      const first = row.event_seq - fresh.length + 1;
       const now = this.now();
-      parsed.forEach((e, i) => {
+      fresh.forEach((e, i) => {
         this.stmt.insertEvent.run(
           ref.jobId,
           first + i,
@@ -476,7 +491,8 @@ export class SqliteStore extends KyselyStore implements Store {
           JSON.stringify(e.data),
         );
       });
-      return { firstSeq: first, lastSeq: row.event_seq };
+      const seqs = { firstSeq: first, lastSeq: row.event_seq };
+      return plan === null ? seqs : { ...seqs, duplicates: plan.skip };
     });
     return run.immediate();
   }
@@ -706,6 +722,11 @@ function prepareStatements(db: Database) {
     insertDep: db.prepare('INSERT OR IGNORE INTO job_deps (job_id, dep_id) VALUES (?, ?)'),
     insertEvent: db.prepare(
       'INSERT INTO events (job_id, seq, tenant, type, at, epoch, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    eventCursor: db.prepare('SELECT epoch, local_seq FROM event_cursors WHERE job_id = ?'),
+    saveEventCursor: db.prepare(
+      `INSERT INTO event_cursors (job_id, epoch, local_seq) VALUES (?, ?, ?)
+       ON CONFLICT (job_id) DO UPDATE SET epoch = excluded.epoch, local_seq = excluded.local_seq`,
     ),
     bumpSeqFenced: db.prepare(
       `UPDATE jobs SET event_seq = event_seq + ? WHERE id = ? AND lease_epoch = ? AND lease_holder IS NOT NULL
