@@ -10,7 +10,8 @@ export interface ModelPrice {
 
 /**
  * List prices used when a CLI reports tokens but no cost (Codex, Gemini). Matched by the
- * longest prefix of the model name. Estimates: a run's cost carries `estimated: true`.
+ * longest prefix of the model name (see {@link priceFor}: a variant, never another version).
+ * Estimates: a run's cost carries `estimated: true`.
  */
 export const PRICES: Record<string, ModelPrice> = {
   'claude-opus': { input: 15, output: 75, cachedInput: 1.5 },
@@ -25,15 +26,28 @@ export const PRICES: Record<string, ModelPrice> = {
   'gemini-2.5-flash-lite': { input: 0.1, output: 0.4, cachedInput: 0.025 },
 };
 
-/** The price for a model name, by longest matching prefix; null when unknown. */
+/**
+ * The price for a model name, by longest matching prefix; null when unknown. A prefix matches
+ * the whole name or a variant of it (`gpt-5-codex`, `o3-mini`), never another version: the name
+ * must not go on with a digit or a dot, so `gpt-5.5` is not priced as `gpt-5` (its price is not
+ * in the table, and a wrong estimate is worse than none).
+ */
 export function priceFor(
   model: string,
   prices: Record<string, ModelPrice> = PRICES,
 ): ModelPrice | null {
   let best: string | null = null;
   for (const prefix of Object.keys(prices))
-    if (model.startsWith(prefix) && (best === null || prefix.length > best.length)) best = prefix;
+    if (matchesModel(model, prefix) && (best === null || prefix.length > best.length))
+      best = prefix;
   return best === null ? null : prices[best]!;
+}
+
+/** True when `model` is `prefix` or a variant of it, not a later version (`gpt-5` vs `gpt-5.5`). */
+function matchesModel(model: string, prefix: string): boolean {
+  if (!model.startsWith(prefix)) return false;
+  const next = model.charAt(prefix.length);
+  return next === '' || !/[\d.]/.test(next);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EventInput, InvalidInputError, Insights, PRICES } from '../../src/core/index.js';
+import { EventInput, InvalidInputError, Insights } from '../../src/core/index.js';
 import {
   codex,
   codexProviderArgs,
@@ -53,15 +53,6 @@ function usageOf(name: string): Record<string, number> {
     .map((l) => JSON.parse(l) as { type: string; usage?: Record<string, number> })
     .find((m) => m.type === 'turn.completed');
   return line!.usage!;
-}
-
-/** Cost from the price table, written out rather than through estimateCostUsd. */
-function listCost(model: string, tokensIn: number, tokensOut: number, cached: number): number {
-  const prefix = Object.keys(PRICES)
-    .filter((p) => model.startsWith(p))
-    .sort((a, b) => b.length - a.length)[0]!;
-  const p = PRICES[prefix]!;
-  return (tokensIn * p.input + tokensOut * p.output + cached * p.cachedInput) / 1_000_000;
 }
 
 function expectValidEvents(events: EventInput[]): void {
@@ -251,16 +242,13 @@ describe('codex parser on recorded transcripts', () => {
     expect(r.events[7]!.data).toEqual({ ok: true, subtype: 'turn.completed' });
 
     const u = usageOf('01-main.jsonl');
-    const cost = listCost(MODEL, 14002 - 7001, 34, 7001);
-    expect(cost).toBeCloseTo((7001 * 1.25 + 34 * 10 + 7001 * 0.125) / 1e6, 12);
+    // gpt-5.5 is not in the price table: tokens are kept, cost stays unknown (no estimate).
     expect(r.summary).toEqual({
       insights: {
         model: 'gpt-5.5',
         tokensIn: u.input_tokens! - u.cached_input_tokens!,
         tokensOut: u.output_tokens,
         tokensCached: u.cached_input_tokens,
-        costUsd: cost,
-        estimated: true,
         turns: 1,
         toolCalls: 1,
       },
@@ -290,11 +278,10 @@ describe('codex parser on recorded transcripts', () => {
       tokensIn: 13924 - 6962,
       tokensOut: 34,
       tokensCached: 6962,
-      costUsd: listCost(MODEL, 6962, 34, 6962),
-      estimated: true,
       turns: 1,
       toolCalls: 1,
     });
+    expect(r.summary.insights.costUsd).toBeUndefined();
   });
 
   it('03-resume: same thread id; usage is the thread total including the first run', () => {
@@ -312,8 +299,6 @@ describe('codex parser on recorded transcripts', () => {
       tokensIn: u.input_tokens! - u.cached_input_tokens!, // 10599
       tokensOut: 51,
       tokensCached: 10598,
-      costUsd: listCost(MODEL, 10599, 51, 10598),
-      estimated: true,
       turns: 1,
       toolCalls: 0,
     });
@@ -330,7 +315,6 @@ describe('codex parser on recorded transcripts', () => {
       tokensIn: 28472 - 14235,
       tokensOut: 68,
       tokensCached: 14235,
-      costUsd: listCost(MODEL, 14237, 68, 14235),
       turns: 1,
     });
     expect(r.summary.ok).toBe(true);

@@ -50,7 +50,7 @@ export function mapItem(
       const message = str(item.message);
       if (message === undefined) return null;
       return phase === 'completed'
-        ? { events: [{ type: 'error', data: { message } }], toolCalls: 0 }
+        ? { events: [errorItemEvent(message)], toolCalls: 0 }
         : { events: [], toolCalls: 0 };
     }
   }
@@ -76,6 +76,33 @@ export function mapItem(
     },
   });
   return { events, state: 'thinking', toolCalls };
+}
+
+/**
+ * Codex's notice for a model missing from its built-in metadata table (gpt-5, gpt-5.1, a custom
+ * provider's model), printed as an `error` item although the run goes on, e.g.
+ * "Model metadata for `gpt-5.1` not found. Defaulting to fallback metadata; this can degrade
+ * performance and cause issues." (codex-cli 0.169.0; older versions end after "metadata.").
+ */
+const METADATA_FALLBACK =
+  /^Model metadata for `[^`]*` not found\. Defaulting to fallback metadata\b/;
+
+/**
+ * An `error` item's event: the metadata fallback notice is a warning, kept as a `log` line (as
+ * Codex prints it on stderr without `--json`), anything else an `error`.
+ */
+function errorItemEvent(message: string): EventInput {
+  return METADATA_FALLBACK.test(message)
+    ? {
+        type: 'log',
+        data: {
+          stream: 'stderr',
+          line: message,
+          level: 'warning',
+          code: 'model_metadata_fallback',
+        },
+      }
+    : { type: 'error', data: { message } };
 }
 
 function toolView(type: string, item: JsonRecord, phase: 'started' | 'completed'): ToolView | null {
