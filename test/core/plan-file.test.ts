@@ -271,3 +271,35 @@ phases:
     });
   });
 });
+
+describe('plan workspace', () => {
+  const seeded = (workspace: string, extra = '') =>
+    `name: demo\n${extra}workspace: ${workspace}\nphases:\n  - name: one\n    jobs: [jobs/greeting.md]\n`;
+
+  it('resolves workspace.seed against the plan’s directory', () => {
+    expect(plan(seeded('{ seed: seed }')).workspace).toEqual({ seed: '/p/seed' });
+    expect(plan(seeded('{ seed: ~/seeds/demo }')).workspace).toEqual({
+      seed: '/home/ada/seeds/demo',
+    });
+    expect(plan(seeded('null')).workspace).toBeNull();
+  });
+
+  it('names a bad workspace precisely, and refuses it beside cwd', () => {
+    expect(problems(seeded('./seed'))).toEqual([
+      expect.objectContaining({
+        line: 2,
+        field: 'workspace',
+        message: expect.stringMatching(/expected \{seed: DIR\}/),
+      }),
+    ]);
+    expect(problems(seeded('{ seed: s, copy: true }'))).toEqual([
+      expect.objectContaining({ field: 'workspace.copy' }),
+    ]);
+    expect(problems(seeded('{ seed: seed }', 'cwd: ./repo\n'))).toEqual([
+      expect.objectContaining({
+        field: 'workspace',
+        message: 'a plan runs either in cwd or in a workspace made from a seed, not both',
+      }),
+    ]);
+  });
+});
