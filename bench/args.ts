@@ -47,6 +47,8 @@ export interface BenchOptions {
   cpuProfDir: string | null;
   /** The CLI the factory child runs: src/cli/main.ts under tsx, or a built dist/cli/main.js. */
   factoryEntry: string;
+  /** Extra Node flags for the factory child, e.g. ['--max-old-space-size=64']. */
+  factoryNodeFlags: string[];
 }
 
 /** Events per ingest run when --ingest-events is absent. */
@@ -80,6 +82,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --flood-seconds S      seconds it floods (default 10)
   --flood-lease-ttl MS   the server's lease TTL during the flood (default 3000)
   --cpu-prof DIR         write a V8 CPU profile of the factory child to DIR
+  --factory-node-flags F extra Node flags for the factory child, space-separated
   --factory-entry FILE   the CLI the factory child runs (default src/cli/main.ts under tsx;
                          a .js file, e.g. dist/cli/main.js, runs without tsx)`;
 
@@ -150,6 +153,7 @@ export function parseBenchArgs(
       'flood-lease-ttl': { type: 'string' },
       'cpu-prof': { type: 'string' },
       'factory-entry': { type: 'string' },
+      'factory-node-flags': { type: 'string' },
     },
   });
   const jobs = positiveInt('--jobs', values.jobs, 50_000);
@@ -183,5 +187,6 @@ export function parseBenchArgs(
     floodLeaseTtlMs: positiveInt('--flood-lease-ttl', values['flood-lease-ttl'], 3_000),
     cpuProfDir: values['cpu-prof'] ?? null,
     factoryEntry: values['factory-entry'] ?? 'src/cli/main.ts',
+    factoryNodeFlags: (values['factory-node-flags'] ?? '').split(' ').filter((f) => f !== ''),
   };
 }

@@ -34,7 +34,7 @@ export interface FootprintResult {
   maxRssMb: number;
   avgCpuPct: number;
   maxCpuPct: number;
-  /** The agent guards (one small Node process per agent, children of the daemon). */
+  /** The agent guards (one small sh watcher per agent, beside it). */
   guardsMaxRssMb: number;
   guardsAvgCpuPct: number;
   eventsStored: number;
@@ -123,7 +123,7 @@ async function readSample(pid: number): Promise<Sample | null> {
   }
 }
 
-/** The direct children of `pid` (the agent guards of the daemon). */
+/** The direct children of `pid`. */
 async function childrenOf(pid: number): Promise<number[]> {
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
   const kids: number[] = [];
@@ -132,6 +132,22 @@ async function childrenOf(pid: number): Promise<number[]> {
     for (const p of text.trim().split(/\s+/)) if (p !== '') kids.push(Number(p));
   }
   return kids;
+}
+
+/**
+ * The daemon's agent guards: its children and grandchildren whose command line names
+ * `fleet-agent-guard` (the sh watcher forked beside each agent; formerly a Node process
+ * between the daemon and each agent).
+ */
+async function guardsOf(pid: number): Promise<number[]> {
+  const children = await childrenOf(pid);
+  const grandchildren = (await Promise.all(children.map(childrenOf))).flat();
+  const guards: number[] = [];
+  for (const p of [...children, ...grandchildren]) {
+    const cmdline = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('fleet-agent-guard')) guards.push(p);
+  }
+  return guards;
 }
 
 /** The sum over `pids`: their RSS and their utime + stime. */
@@ -272,7 +288,7 @@ export async function factoryFootprint(
       await until('all agents running', async () => (await running()) >= config.agents, 30_000);
       progress(`  all ${config.agents} agents running; sampling every ${SAMPLE_MS} ms`);
       const first = await readSample(factory.pid);
-      let guards = await childrenOf(factory.pid);
+      let guards = await guardsOf(factory.pid);
       const guardsFirst = await sumSamples(guards);
       let last = first!;
       let guardsLast = guardsFirst;
@@ -285,7 +301,7 @@ export async function factoryFootprint(
         if ((await running()) < config.agents) break;
         const s = await readSample(factory.pid);
         if (s === null) throw new Error(`the factory exited:\n${factory.stderr()}`);
-        guards = await childrenOf(factory.pid);
+        guards = await guardsOf(factory.pid);
         const g = await sumSamples(guards);
         maxCpuPct = Math.max(
           maxCpuPct,

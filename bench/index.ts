@@ -153,8 +153,9 @@ const FLOOD_KEEP_UP = 0.95;
 async function runFootprint(o: BenchOptions): Promise<[FootprintRow, FloodRow]> {
   const nodeFlags = (label: string) =>
     o.cpuProfDir === null
-      ? []
+      ? o.factoryNodeFlags
       : [
+          ...o.factoryNodeFlags,
           '--cpu-prof',
           '--cpu-prof-dir',
           o.cpuProfDir,

@@ -49,7 +49,7 @@ export interface FootprintRow {
   met: boolean;
   windowSeconds: number;
   samples: number;
-  /** The agent guards' total (one small Node process per agent), not the daemon's. */
+  /** The agent guards' total (one sh watcher per agent), not the daemon's. */
   guardsMaxRssMb: number;
   guardsAvgCpuPct: number;
   eventsStored: number;

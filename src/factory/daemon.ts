@@ -9,7 +9,7 @@ import {
   type ReconnectBackoff,
   type RunFailure,
 } from '../client/index.js';
-import type { FencedRef } from '../client/factory-connection.js';
+import { type FencedRef, eventBatch } from '../client/factory-connection.js';
 import type { EventInput, Insights, Job } from '../core/index.js';
 import type { AgentState, Engine } from '../engines/engine.js';
 import { engineFor } from '../engines/registry.js';
@@ -32,7 +32,8 @@ export interface FactoryOptions {
   capabilities: string[];
   /**
    * Local state: `worktrees/` (git worktrees of runs), `scratch/<job id>/` (the cwd of a job
-   * whose manifest names none), `spool/<job id>.jsonl` (events kept while disconnected).
+   * whose manifest names none), `spool/<job id>.jsonl` (events kept while disconnected, or
+   * past `pendingLimit`).
    */
   workDir: string;
   clock?: () => number;
@@ -45,6 +46,12 @@ export interface FactoryOptions {
   reconnect?: ReconnectBackoff;
   /** Events kept per run while disconnected; past it the oldest go. Default 10 000. */
   spoolLimit?: number;
+  /**
+   * Unsent events a run keeps in memory; past it they go to the end of its spool file and are
+   * sent from there, in order (a run flooding faster than the server takes its events costs
+   * disk, not memory). Default 20 000 (about 10 MB).
+   */
+  pendingLimit?: number;
   /** Events are sent at least this often. Default 50 ms. */
   flushMs?: number;
   /** SIGTERM → SIGKILL grace for agents. */
@@ -62,6 +69,21 @@ export type RunningFactory = DaemonControl & {
 export const SHUTDOWN = 'shutdown';
 /** Events per batch on the events lane. */
 const BATCH = 500;
+/** Unsent events a run keeps in memory by default (see FactoryOptions.pendingLimit). */
+const PENDING_LIMIT = 20_000;
+
+/** One run's events in one events request: from its spool or from memory. */
+interface Batch {
+  seat: Seat;
+  events: EventInput[];
+  spooled: boolean;
+}
+
+/** Removes a batch the server has taken (or refused for good) from where it came from. */
+async function sent(batch: Batch): Promise<void> {
+  if (batch.spooled) await batch.seat.spool.drop(batch.events.length);
+  else batch.seat.pending.splice(0, batch.events.length);
+}
 
 /** One seat's run. */
 interface Seat {
@@ -77,6 +99,8 @@ interface Seat {
   spool: EventSpool;
   /** The server refused this run's events (stale lease): further events are dropped. */
   refused: boolean;
+  /** The local number of the run's latest event (exactly-once delivery; see eventBatch). */
+  localSeq: number;
   /** Resolves when the run has been reported and the seat is free. */
   done: Promise<void>;
 }
@@ -98,8 +122,8 @@ interface Seat {
  * `lease_lost` and never completed; a cancelled run is stopped and checkpointed locally.
  * A runner or report that throws is logged and frees its seat: the daemon goes on.
  *
- * Delivery of events is at least once: a batch in flight when the connection drops is sent
- * again, so the server may (rarely) see it twice.
+ * Delivery of events is exactly once: each run numbers its events (kept in the spool too), and
+ * the server skips what it already stored of a batch sent again after a reconnect.
  */
 export async function startFactory(options: FactoryOptions): Promise<RunningFactory> {
   const factory = new Factory(options);
@@ -118,6 +142,8 @@ class Factory implements DaemonControl {
   private claimAgain = false;
   private pollTimer: ReturnType<typeof setInterval> | undefined;
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The armed flush timer is due at once (a full batch is waiting). */
+  private flushNow = false;
   private flushing: Promise<void> = Promise.resolve();
   private stopHeartbeats: () => void = () => undefined;
   private shuttingDown: Promise<void> | null = null;
@@ -306,6 +332,7 @@ class Factory implements DaemonControl {
         this.options.spoolLimit ?? 10_000,
       ),
       refused: false,
+      localSeq: 0,
       done: Promise.resolve(),
     };
     this.seats.set(job.id, seat);
@@ -515,17 +542,19 @@ class Factory implements DaemonControl {
   private event(seat: Seat, event: EventInput): void {
     if (seat.refused) return;
     const at = this.clock();
-    const stamped = { ...event, at: event.at ?? at };
+    const stamped = { ...event, at: event.at ?? at, localSeq: ++seat.localSeq };
     seat.pending.push(stamped);
     seat.lastEvent = { type: event.type, at };
     this.flushSoon(seat.pending.length >= BATCH ? 0 : (this.options.flushMs ?? 50));
   }
 
+  /** Arms the flush timer, at most once per flush: not again for every event of a burst. */
   private flushSoon(ms: number): void {
     if (this.flushTimer !== undefined) {
-      if (ms > 0) return;
+      if (ms > 0 || this.flushNow) return;
       clearTimeout(this.flushTimer);
     }
+    this.flushNow = ms === 0;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
       this.flushing = this.flushing
@@ -550,15 +579,11 @@ class Factory implements DaemonControl {
         for (const s of seats) await this.spoolPending(s);
         return;
       }
-      for (const s of seats)
-        if (s.spool.count > 0) s.pending = [...(await s.spool.take()), ...s.pending];
-      const batches = seats.map((s) => ({
-        seat: s,
-        events: s.pending.slice(0, BATCH),
-      }));
+      const batches: Batch[] = [];
+      for (const s of seats) batches.push(await this.nextBatch(s));
       try {
         const { results } = await this.connection.sendEvents(
-          batches.map((b) => ({ ...b.seat.ref, events: b.events })),
+          batches.map((b) => eventBatch(b.seat.ref, b.events)),
         );
         for (const [i, b] of batches.entries()) {
           const r = results[i];
@@ -570,6 +595,7 @@ class Factory implements DaemonControl {
             );
             b.seat.refused = true;
             b.seat.pending = [];
+            await b.seat.spool.clear();
             if (!b.seat.controller.signal.aborted) b.seat.controller.abort(LEASE_LOST);
           } else if (r?.ok === false) {
             // Some other refusal (an event the server will not take): drop this batch only.
@@ -577,16 +603,16 @@ class Factory implements DaemonControl {
               { jobId: b.seat.ref.jobId, code: r.error.code, message: r.error.message },
               'events refused; dropping the batch',
             );
-            b.seat.pending.splice(0, b.events.length);
+            await sent(b);
           } else {
-            b.seat.pending.splice(0, b.events.length);
+            await sent(b);
           }
         }
       } catch (err) {
         if (err instanceof FactoryProtocolError) {
           // The whole request was refused: resending it would be refused again.
           this.log.error({ err }, 'events refused; dropping the batches');
-          for (const b of batches) b.seat.pending.splice(0, b.events.length);
+          for (const b of batches) await sent(b);
           continue;
         }
         this.log.warn({ err }, 'events not sent; spooling them until reconnected');
@@ -596,10 +622,25 @@ class Factory implements DaemonControl {
     }
   }
 
-  private async spoolPending(seat: Seat): Promise<void> {
+  /**
+   * A seat's next batch: from its spool while that holds events (they are older), else from
+   * memory. Past `pendingLimit` events in memory, all of them go to the spool first (at its
+   * end, after older spooled ones; never dropped), so a run flooding faster than the server
+   * takes its events costs disk, not memory. Checked between sends: memory holds at most the
+   * limit plus what arrives during one round trip.
+   */
+  private async nextBatch(seat: Seat): Promise<Batch> {
+    if (seat.pending.length > (this.options.pendingLimit ?? PENDING_LIMIT))
+      await this.spoolPending(seat, false);
+    if (seat.spool.count > 0) return { seat, events: await seat.spool.peek(BATCH), spooled: true };
+    return { seat, events: seat.pending.slice(0, BATCH), spooled: false };
+  }
+
+  /** Moves the seat's pending events to the end of its spool (`bounded`: while disconnected). */
+  private async spoolPending(seat: Seat, bounded = true): Promise<void> {
     const events = seat.pending;
     seat.pending = [];
-    await seat.spool.append(events);
+    await seat.spool.append(events, bounded);
   }
 
   /**

@@ -1,15 +1,11 @@
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
 import type { RunExit } from '../core/index.js';
 import {
   GUARD_CONTROL_FD,
-  GUARD_STDERR_FD,
-  GUARD_STDOUT_FD,
   guardCommand,
   parseGuardMessages,
   type GuardMessage,
-  type GuardStart,
 } from './agent-guard.js';
 import { LineSplitter } from './line-splitter.js';
 import { groupAlive } from './process-group.js';
@@ -55,11 +51,11 @@ export interface SpawnOutcome {
  * lines (see LineSplitter). Never rejects: a process that cannot start resolves with
  * `spawnError` set.
  *
- * The process runs under the agent guard (see agent-guard.ts), a small Node process that
- * holds a socket to this one: if this process dies, even by SIGKILL, the guard stops the
- * process group, so an orphaned agent never keeps working on a job. `pid` is still the
- * process's own pid (and group id), and `exit` its own status, as the guard reports them. If
- * the guard itself is killed, the group is stopped and `exit` is the guard's status.
+ * The process starts through the agent guard (see agent-guard.ts): a `sh` that forks a
+ * watcher holding a socket to this process, then `exec`s the command. If this process dies,
+ * even by SIGKILL, the watcher stops the process group, so an orphaned agent never keeps
+ * working on a job. `pid` and `exit` are the process's own (it is this process's child). If
+ * the watcher is killed, the group is stopped as on abort (nobody would watch it any more).
  *
  * @example
  * const out = await spawnProcess({ command: 'bash', args: ['-c', 'sleep 9'], cwd: '/tmp',
@@ -80,22 +76,20 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
       });
       return;
     }
-    const guarded = guardCommand(options.command, options.args);
-    const guardEnv: Record<string, string> = {};
-    // Only for the PATH lookup fallback of the agent's command, as spawn had it before.
-    if (process.env.PATH !== undefined) guardEnv.PATH = process.env.PATH;
-    const guard = spawn(guarded.command, guarded.args, {
+    const guarded = guardCommand(options.command, options.args, options.cwd, graceMs);
+    const child = spawn(guarded.command, guarded.args, {
       cwd: '/',
-      env: guardEnv,
+      env: options.env,
       detached: true,
-      stdio: [options.stdin ?? 'ignore', 'ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+      stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe', 'pipe'],
     });
-    const stdio = guard.stdio as readonly unknown[];
-    const control = (stdio[GUARD_CONTROL_FD] ?? null) as Socket | null;
-    const stdout = (stdio[GUARD_STDOUT_FD] ?? null) as Readable | null;
-    const stderr = (stdio[GUARD_STDERR_FD] ?? null) as Readable | null;
-    /** The agent's pid, also its process group; known once the guard has started it. */
-    let pid: number | null = null;
+    const control = ((child.stdio as readonly unknown[])[GUARD_CONTROL_FD] ??
+      null) as Socket | null;
+    const { stdout, stderr } = child;
+    /** The process's pid, also its process group id. */
+    const pid = child.pid ?? null;
+    /** The guard's watcher, a member of the group that stays until the group is gone. */
+    let watcher: number | null = null;
     let reason: SpawnOutcome['reason'] = 'exited';
     let exit: RunExit | null = null;
     let spawnError: Error | null = null;
@@ -103,12 +97,9 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
     const timers: NodeJS.Timeout[] = [];
     let killTimer: NodeJS.Timeout | null = null;
     let stopping = false;
-    /** A stop was asked for before the agent's pid was known. */
-    let stopPending = false;
     let closed = false;
     let openPipes = 2;
-    let guardExited = false;
-    let controlClosed = false;
+    let controlClosed = control === null;
 
     const out = new LineSplitter((line) => options.onStdoutLine?.(line), options.maxLineChars);
     const err = new LineSplitter((line) => options.onStderrLine?.(line), options.maxLineChars);
@@ -133,10 +124,6 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
     /** SIGTERM now, SIGKILL after the grace period if the group still exists. */
     const stopGroup = (): void => {
       if (stopping) return;
-      if (pid === null && !guardExited && spawnError === null) {
-        stopPending = true; // the guard is starting the agent: stop it once its pid is known
-        return;
-      }
       stopping = true;
       if (!signalGroup('SIGTERM')) return;
       killTimer = setTimeout(() => {
@@ -170,8 +157,8 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
       options.signal?.removeEventListener('abort', onAbort);
       stdout?.destroy();
       stderr?.destroy();
-      guard.stdin?.destroy();
-      // End of file on the control socket: the guard stops whatever is left and exits.
+      child.stdin?.destroy();
+      // End of file on the control socket: the watcher stops whatever is left and exits.
       control?.destroy();
       out.end();
       err.end();
@@ -179,14 +166,16 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
         exit: exit ?? { code: null, signal: null },
         reason,
         spawnError,
-        pid,
+        pid: spawnError === null ? pid : null,
         durationMs: Date.now() - started,
       });
     };
 
-    /** The agent has exited and both output pipes are closed (what 'close' was before). */
+    /** The process has exited and both output pipes are closed (what 'close' was before). */
     const maybeClosed = (): void => {
       if (done || closed || exit === null || openPipes > 0) return;
+      // The guard's report (watching or not started) comes first: it tells which it was.
+      if (watcher === null && !controlClosed) return;
       closed = true;
       if (killTimer === null) {
         finish();
@@ -196,12 +185,19 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
       // so a TERM-ignoring grandchild with no pipes open does not outlive the run.
       const poll = (): void => {
         if (done || pid === null) return;
-        void groupAlive(pid).then((alive) => {
+        void groupAlive(pid, watcher).then((alive) => {
           if (!alive) finish();
           else if (!done) timers.push(setTimeout(poll, 50));
         });
       };
       poll();
+    };
+    /** After the exit, once the guard has told whether it started the process. */
+    const afterExit = (): void => {
+      if (done || exit === null || (watcher === null && !controlClosed)) return;
+      // Stragglers in the group (backgrounded children) go with their parent.
+      stopGroup();
+      maybeClosed();
     };
     const onPipeClosed = (): void => {
       openPipes -= 1;
@@ -214,41 +210,12 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
 
     const onMessage = (message: GuardMessage): void => {
       if (done) return;
-      if (message.type === 'spawned') {
-        pid = message.pid;
-        if (stopPending) stopGroup();
+      if (message.type === 'watching') {
+        watcher = message.pid;
+        afterExit();
       } else if (message.type === 'error') {
-        spawnError = Object.assign(new Error(message.message), {
-          code: message.code,
-          errno: message.errno,
-          syscall: message.syscall,
-          path: message.path,
-        });
+        spawnError = notStarted(options, message.reason);
         finish();
-      } else if (exit === null) {
-        exit = { code: message.code, signal: message.signal };
-        // Stragglers in the group (backgrounded children) go with their parent.
-        stopGroup();
-        maybeClosed();
-      }
-    };
-    /** The guard is gone and so is its control socket: nothing more will be reported. */
-    const onGuardGone = (): void => {
-      if (done || !guardExited || !controlClosed) return;
-      if (pid === null) {
-        spawnError ??= new Error(
-          `the agent guard exited (code ${guard.exitCode}, signal ${guard.signalCode}) ` +
-            'before starting the agent',
-        );
-        finish();
-        return;
-      }
-      if (exit === null) {
-        // The guard died under a running agent (killed by someone): nobody watches the agent
-        // anymore, so it stops here too.
-        exit = { code: guard.exitCode, signal: guard.signalCode };
-        stopGroup();
-        maybeClosed();
       }
     };
 
@@ -260,24 +227,38 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
     control?.on('error', () => {}); // EPIPE/ECONNRESET: 'close' follows
     control?.on('close', () => {
       controlClosed = true;
-      onGuardGone();
+      if (done) return;
+      // The watcher is gone under a running process (killed by someone): nobody would stop
+      // the group if this process died, so it stops now.
+      if (watcher !== null && exit === null) stopGroup();
+      afterExit();
     });
-    if (control === null) controlClosed = true;
 
-    guard.on('error', (error) => {
+    child.on('error', (error) => {
       // Only fatal when the guard never started; otherwise 'exit' follows.
-      if (guard.pid === undefined) {
+      if (child.pid === undefined) {
         spawnError = error;
         finish();
       }
     });
-    guard.on('exit', () => {
-      guardExited = true;
-      onGuardGone();
+    child.on('exit', (code, signal) => {
+      exit = { code, signal };
+      afterExit();
     });
-    if (guard.pid !== undefined && control !== null) {
-      const start: GuardStart = { cwd: options.cwd, env: options.env, graceMs };
-      control.write(`${JSON.stringify(start)}\n`);
-    }
+  });
+}
+
+/** The error of a process the guard could not start, worded as spawn's own. */
+function notStarted(options: SpawnOptions, reason: 'cwd' | 'command'): Error {
+  const what =
+    reason === 'cwd'
+      ? `the working directory ${options.cwd} does not exist`
+      : `${options.command} was not found on PATH (${options.env.PATH ?? 'unset'})`;
+  return Object.assign(new Error(`spawn ${options.command} ENOENT: ${what}`), {
+    code: 'ENOENT',
+    errno: -2,
+    syscall: `spawn ${options.command}`,
+    path: reason === 'cwd' ? options.cwd : options.command,
+    spawnargs: options.args,
   });
 }

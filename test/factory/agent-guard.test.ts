@@ -41,6 +41,12 @@ async function parentOf(pid: number): Promise<number> {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
+/** The guard's watcher: the agent's first child (it forks it before it execs the agent). */
+async function watcherOf(agent: number): Promise<number> {
+  const kids = await readFile(`/proc/${agent}/task/${agent}/children`, 'utf8');
+  return Number(kids.trim().split(' ')[0]);
+}
+
 async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
   for (;;) {
@@ -106,9 +112,9 @@ describe('agent guard: the agent does not outlive the factory', () => {
     const [agent, grandchild] = lines.map(Number) as [number, number];
     pgids.push(agent);
     expect(await groupAlive(agent)).toBe(true);
-    const guard = await parentOf(agent);
-    expect(guard).not.toBe(factory.pid);
-    expect(await parentOf(guard)).toBe(factory.pid);
+    // The guard exec'd the agent: the factory's own child; its watcher, the agent's.
+    expect(await parentOf(agent)).toBe(factory.pid);
+    const watcher = await watcherOf(agent);
 
     const exited = new Promise((r) => factory.on('exit', r));
     const killedAt = Date.now();
@@ -117,7 +123,7 @@ describe('agent guard: the agent does not outlive the factory', () => {
     expect(await waitFor(async () => !(await groupAlive(agent)), 3000)).toBe(true);
     const stoppedMs = Date.now() - killedAt;
     expect(await isGone(grandchild)).toBe(true);
-    expect(await waitFor(() => isGone(guard), 3000)).toBe(true);
+    expect(await waitFor(() => isGone(watcher), 3000)).toBe(true);
     console.info(`agent group gone ${stoppedMs} ms after kill -9 of the factory`);
   });
 
@@ -152,25 +158,26 @@ describe('agent guard: exit status and output pass through', () => {
     });
   });
 
-  it('SIGTERM sent to the guard itself is forwarded to the agent group', async () => {
-    const lines: string[] = [];
-    let guard = 0;
-    const res = spawnProcess(
-      bash('echo "$$"; sleep 30', {
-        onStdoutLine: (line) => {
-          lines.push(line);
-          void parentOf(Number(line)).then((ppid) => {
-            guard = ppid;
-            process.kill(ppid, 'SIGTERM');
-          });
-        },
+  it('cancel: SIGTERM to the group, SIGKILL after the grace period; no watcher is left', async () => {
+    const controller = new AbortController();
+    let watcher = 0;
+    const started = Date.now();
+    const out = await spawnProcess(
+      bash(`trap '' TERM; echo "$$"; sleep 300`, {
+        graceMs: 500,
+        signal: controller.signal,
+        onStdoutLine: (line) =>
+          void watcherOf(Number(line)).then((pid) => {
+            watcher = pid;
+            controller.abort();
+          }),
       }),
     );
-    const out = await res;
-    expect(guard).toBeGreaterThan(0);
-    expect(guard).not.toBe(out.pid);
-    expect(out).toMatchObject({ reason: 'exited', exit: { code: null, signal: 'SIGTERM' } });
-    expect(await waitFor(() => isGone(guard), 2000)).toBe(true);
+    expect(out).toMatchObject({ reason: 'aborted', exit: { code: null, signal: 'SIGKILL' } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+    expect(watcher).toBeGreaterThan(0);
+    expect(await waitFor(() => isGone(watcher), 2000)).toBe(true);
+    expect(await groupAlive(out.pid!)).toBe(false);
   });
 
   it('lines, stdin and file descriptors are as without the guard', async () => {
@@ -224,32 +231,30 @@ describe('agent guard: exit status and output pass through', () => {
     expect(res.spawnError).toMatchObject({ code: 'ENOENT' });
   });
 
-  it('the guard exits with the agent code, or 128 + its signal, once the factory lets go', async () => {
-    const run = async (script: string): Promise<number | null> => {
-      const { command, args } = guardCommand('bash', ['-c', script]);
-      const guard = spawn(command, args, {
-        stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
-      });
-      const control = guard.stdio[GUARD_CONTROL_FD] as Socket;
-      const messages: GuardMessage[] = [];
-      let rest = '';
-      const exited = new Promise<void>((resolve) => {
-        control.on('data', (chunk: Buffer) => {
-          rest = parseGuardMessages(rest + chunk.toString(), (m) => {
-            messages.push(m);
-            if (m.type !== 'spawned') resolve();
-          });
-        });
-      });
-      control.write(`${JSON.stringify({ cwd: '/', env: { PATH }, graceMs: 1000 })}\n`);
-      await exited;
-      expect(messages.map((m) => m.type)).toEqual(['spawned', 'exit']);
-      const code = new Promise<number | null>((r) => guard.on('exit', (c) => r(c)));
-      control.end();
-      return code;
-    };
-    expect(await run('exit 3')).toBe(3);
-    expect(await run('kill -TERM $$')).toBe(143);
+  it('the guard execs the agent, reports its watcher, and the watcher leaves once the factory lets go', async () => {
+    const { command, args } = guardCommand('bash', ['-c', 'echo "$$"; exit 3'], '/', 1000);
+    const guard = spawn(command, args, {
+      env: { PATH },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'ignore', 'pipe'],
+    });
+    pgids.push(guard.pid!);
+    const control = guard.stdio[GUARD_CONTROL_FD] as Socket;
+    const messages: GuardMessage[] = [];
+    let rest = '';
+    control.on('data', (chunk: Buffer) => {
+      rest = parseGuardMessages(rest + chunk.toString(), (m) => messages.push(m));
+    });
+    let printed = '';
+    guard.stdout!.on('data', (c: Buffer) => (printed += c.toString()));
+    const code = await new Promise<number | null>((r) => guard.on('exit', (c) => r(c)));
+    expect(code).toBe(3);
+    expect(Number(printed.trim())).toBe(guard.pid);
+    expect(messages).toEqual([{ type: 'watching', pid: expect.any(Number) as number }]);
+    const { pid: watcher } = messages[0] as { pid: number };
+    expect(await isGone(watcher)).toBe(false);
+    control.end();
+    expect(await waitFor(() => isGone(watcher), 2000)).toBe(true);
   });
 
   it('start latency: the overhead of the guard', async () => {

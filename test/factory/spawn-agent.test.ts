@@ -157,14 +157,18 @@ describe('spawnProcess', () => {
   });
 
   it('an agent whose guard is killed is stopped too', async () => {
+    // The guard's watcher is the agent's only child when it starts (the guard exec'd it).
+    const children = async (pid: string) =>
+      (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(' ');
     const res = await spawnProcess(
-      bash('echo "$PPID"; sleep 30', {
+      bash('echo "$$"; sleep 30', {
         graceMs: 1000,
-        onStdoutLine: (line) => process.kill(Number(line), 'SIGKILL'),
+        onStdoutLine: (line) =>
+          void children(line).then(([watcher]) => process.kill(Number(watcher), 'SIGKILL')),
       }),
     );
     expect(res.reason).toBe('exited');
-    expect(res.exit).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(res.exit).toEqual({ code: null, signal: 'SIGTERM' });
     expect(await waitGone(res.pid!)).toBe(true);
   });
 });

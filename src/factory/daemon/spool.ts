@@ -1,34 +1,49 @@
-import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EventInput } from '../../core/index.js';
 
 /** The event that replaces the oldest events of a spool that went over its limit. */
 export const SPOOL_OVERFLOW = 'spool_overflow';
 
+/** Bytes read at a time by {@link EventSpool.peek}. */
+const PEEK_CHUNK = 256 * 1024;
+const NEWLINE = 0x0a;
+
 /**
- * A run's events kept on local disk while the factory is disconnected: one JSON line per
- * event, in order. Bounded: past `limit` events, the oldest are dropped and one
+ * A run's events kept on local disk: while the factory is disconnected, and while connected
+ * when more are waiting to be sent than the daemon keeps in memory. One JSON line per event, in
+ * order. Bounded while disconnected: past `limit` events, the oldest are dropped and one
  * `spool_overflow` event at the head says how many (a later overflow adds to its count).
+ * Events are read from the head with {@link peek} and removed with {@link drop} once sent (a
+ * byte offset moves on; the file goes when the last one is dropped).
  * Calls must not overlap (the daemon's flusher serializes them).
  */
 export class EventSpool {
   readonly file: string;
   private readonly limit: number;
-  /** Events in the file. */
+  /** Events in the file (after the head). */
   count = 0;
   /** Events dropped so far (the head `spool_overflow` event's count). */
   dropped = 0;
+  /** Byte offset of the first event not yet sent. */
+  private head = 0;
+  /** Byte lengths of the lines the last peek returned, for drop. */
+  private peeked: number[] = [];
 
   constructor(file: string, limit: number) {
     this.file = file;
     this.limit = Math.max(2, limit);
   }
 
-  /** Appends `events` (in order), dropping the oldest when over the limit. */
-  async append(events: EventInput[]): Promise<void> {
+  /**
+   * Appends `events` (in order). `bounded` (while disconnected): drops the oldest when over the
+   * limit. Unbounded (events spilled from memory while connected): the server is there, only
+   * slower than the run, so nothing is dropped.
+   */
+  async append(events: EventInput[], bounded = true): Promise<void> {
     if (events.length === 0) return;
     await mkdir(path.dirname(this.file), { recursive: true });
-    if (this.count + events.length <= this.limit) {
+    if (!bounded || this.count + events.length <= this.limit) {
       await appendFile(this.file, lines(events));
       this.count += events.length;
       return;
@@ -45,7 +60,46 @@ export class EventSpool {
       data: { dropped: this.dropped, limit: this.limit },
     };
     await writeFile(this.file, lines([marker, ...kept]));
+    this.head = 0;
     this.count = kept.length + 1;
+  }
+
+  /** The first `max` events (at most), oldest first, still in the spool until {@link drop}. */
+  async peek(max: number): Promise<EventInput[]> {
+    this.peeked = [];
+    if (this.count === 0 || max < 1) return [];
+    const events: EventInput[] = [];
+    const handle = await open(this.file, 'r');
+    try {
+      let pos = this.head;
+      let carry = Buffer.alloc(0);
+      while (events.length < max) {
+        const chunk = Buffer.allocUnsafe(PEEK_CHUNK);
+        const { bytesRead } = await handle.read(chunk, 0, PEEK_CHUNK, pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        const data = Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
+        let start = 0;
+        for (let nl = data.indexOf(NEWLINE); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
+          events.push(JSON.parse(data.toString('utf8', start, nl)) as EventInput);
+          this.peeked.push(nl + 1 - start);
+          start = nl + 1;
+          if (events.length === max) break;
+        }
+        carry = data.subarray(start);
+      }
+    } finally {
+      await handle.close();
+    }
+    return events;
+  }
+
+  /** Removes the first `n` events (of those the last {@link peek} returned). */
+  async drop(n: number): Promise<void> {
+    const done = this.peeked.splice(0, n);
+    this.count -= done.length;
+    if (this.count <= 0) return this.clear();
+    for (const bytes of done) this.head += bytes;
   }
 
   /** Every spooled event, in order, and empties the spool (the file goes). */
@@ -59,6 +113,8 @@ export class EventSpool {
   async clear(): Promise<void> {
     this.count = 0;
     this.dropped = 0;
+    this.head = 0;
+    this.peeked = [];
     await rm(this.file, { force: true });
   }
 
@@ -66,7 +122,7 @@ export class EventSpool {
   private async read(withMarker: boolean): Promise<EventInput[]> {
     let text: string;
     try {
-      text = await readFile(this.file, 'utf8');
+      text = (await readFile(this.file)).toString('utf8', this.head);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
