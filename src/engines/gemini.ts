@@ -79,6 +79,11 @@ interface Tokens {
  * other engines' (Claude Code prints whole content blocks); live views still see the agent
  * `thinking` on every delta. The cost: text streamed after the last tool call of a run killed
  * before its `result` is not emitted (the interface has no end-of-stream hook).
+ *
+ * The CLI prints no per-request usage and no turn count: the `result` line's `stats` become one
+ * `usage` event (the process's totals, `cumulative: true`), and `turns` counts model requests
+ * from the lines, one per run of model output (text or tool calls) after the prompt or after
+ * tool results: a lower bound, since a request that produced nothing printable is not seen.
  */
 function createGeminiParser(): EngineParser {
   let sessionId: string | null = null;
@@ -86,6 +91,9 @@ function createGeminiParser(): EngineParser {
   let pending = '';
   const openTools = new Set<string>();
   let toolUses = 0;
+  let turns = 0;
+  /** Whether the model's output since the last prompt or tool result began a turn already. */
+  let inTurn = false;
   let result: JsonRecord | null = null;
   let lastError: string | null = null;
 
@@ -94,6 +102,12 @@ function createGeminiParser(): EngineParser {
     const message: EventInput = { type: 'message', data: { role: 'assistant', text: pending } };
     pending = '';
     return [message, ...events];
+  }
+
+  /** Model output (text or a tool call) after a prompt or a tool result: a new model turn. */
+  function modelOutput(): void {
+    if (!inTurn) turns++;
+    inTurn = true;
   }
 
   function raw(line: string): ParsedLine {
@@ -111,6 +125,7 @@ function createGeminiParser(): EngineParser {
         if (id === undefined) return raw(line);
         sessionId = id;
         initModel = str(value.model);
+        inTurn = false;
         const data: JsonRecord = { sessionId: id };
         if (initModel !== undefined) data.model = initModel;
         return { events: flush([{ type: 'session', data }]), state: 'thinking' };
@@ -119,6 +134,8 @@ function createGeminiParser(): EngineParser {
         const text = str(value.content);
         if (text === undefined || (value.role !== 'assistant' && value.role !== 'user'))
           return raw(line);
+        if (value.role === 'assistant') modelOutput();
+        else inTurn = false;
         if (value.role === 'assistant' && value.delta === true) {
           pending += text;
           return { events: [], state: 'thinking' };
@@ -133,6 +150,7 @@ function createGeminiParser(): EngineParser {
         const name = str(value.tool_name);
         if (id === undefined || name === undefined) return raw(line);
         toolUses++;
+        modelOutput();
         openTools.add(id);
         const input = isRecord(value.parameters) ? value.parameters : {};
         return {
@@ -144,6 +162,7 @@ function createGeminiParser(): EngineParser {
         const id = str(value.tool_id);
         if (id === undefined) return raw(line);
         openTools.delete(id);
+        inTurn = false;
         const data: JsonRecord = { id, isError: value.status !== 'success' };
         const output =
           str(value.output) ?? (isRecord(value.error) ? str(value.error.message) : undefined);
@@ -171,7 +190,12 @@ function createGeminiParser(): EngineParser {
           if (subtype !== undefined) data.subtype = subtype;
           data.message = str(error.message) ?? 'the CLI reported an error without a message';
         }
-        return { events: flush([{ type: 'result', data }]) };
+        const events: EventInput[] = [{ type: 'result', data }];
+        // The run's totals (cumulative, as Codex's): the CLI prints no per-request usage.
+        const tokens = isRecord(value.stats) ? tokensOf(value.stats) : {};
+        if (Object.keys(tokens).length > 0)
+          events.unshift({ type: 'usage', data: { ...tokens, cumulative: true } });
+        return { events: flush(events) };
       }
       default:
         return raw(line);
@@ -193,6 +217,7 @@ function createGeminiParser(): EngineParser {
     }
     // Counted from the lines when no `result` came (the run was killed).
     insights.toolCalls = count(stats?.tool_calls) ?? toolUses;
+    if (turns > 0) insights.turns = turns;
 
     let ok: boolean | null = null;
     let error: string | null = lastError;

@@ -7,6 +7,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { estimateCostUsd, type Run } from '../../src/core/index.js';
 import { claudeCode } from '../../src/engines/claude-code.js';
 import { codex } from '../../src/engines/codex.js';
+import { gemini } from '../../src/engines/gemini.js';
 import type { Engine } from '../../src/engines/index.js';
 import { listen, type ListeningServer } from '../client/helpers.js';
 import { cleanup, makeRepo, show, tempDir } from '../factory/fixtures.js';
@@ -15,6 +16,10 @@ import {
   SCRIPT_USAGE as ANTHROPIC_USAGE,
   startAnthropicServer,
 } from '../helpers/model-servers/anthropic.js';
+import {
+  SCRIPT_USAGE as GEMINI_USAGE,
+  startGeminiServer,
+} from '../helpers/model-servers/gemini.js';
 import {
   SCRIPT_USAGE as RESPONSES_USAGE,
   startOpenAIResponsesServer,
@@ -53,6 +58,12 @@ function runnable(engine: Engine): { ok: true; version: string } | { ok: false; 
 
 const claudeProbe = runnable(claudeCode);
 const codexProbe = runnable(codex);
+const geminiProbe = runnable(gemini);
+if (!geminiProbe.ok)
+  console.warn(
+    `Real Gemini CLI factory e2e skipped: \`gemini --version\` failed (${geminiProbe.why}). ` +
+      'Run `npm install` (dev dependency @google/gemini-cli).',
+  );
 for (const [name, probe, pkg] of [
   ['Claude Code', claudeProbe, '@anthropic-ai/claude-code'],
   ['Codex', codexProbe, '@openai/codex'],
@@ -69,7 +80,7 @@ function baseEnv(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v === undefined) continue;
-    if (/^(FLEET_|ANTHROPIC_|CLAUDE|OPENAI_|CODEX_)/.test(k)) continue;
+    if (/^(FLEET_|ANTHROPIC_|CLAUDE|OPENAI_|CODEX_|GEMINI_|GOOGLE_)/.test(k)) continue;
     out[k] = v;
   }
   return out;
@@ -316,6 +327,78 @@ describe('real agents through the real factory', () => {
       expect(call.data).toMatchObject({ name: 'bash' });
       const result = events.find((e) => e.type === 'tool_result')!;
       expect(result.data).toMatchObject({ id: call.data.id, isError: false, exitCode: 0 });
+    },
+  );
+  it.skipIf(!geminiProbe.ok)(
+    `gemini${geminiProbe.ok ? ` (${geminiProbe.version})` : ''}: the job succeeds with the write_file on its branch, tokens and an estimated cost`,
+    { timeout: 60_000 },
+    async () => {
+      const s = await setup();
+      const modelName = 'gemini-2.5-flash';
+      // A relative path, as for Claude Code: write_file resolves it against the worktree.
+      const model = await startGeminiServer([
+        [
+          { type: 'text', text: "I'll create hello.txt." },
+          {
+            type: 'functionCall',
+            name: 'write_file',
+            args: { file_path: 'hello.txt', content: CONTENT },
+          },
+        ],
+        [{ type: 'text', text: 'done' }],
+      ]);
+      onTestFinished(() => model.close());
+
+      // Headless runs need the auth type named in the settings (see gemini-cli.test.ts).
+      await mkdir(join(s.home, '.gemini'), { recursive: true });
+      await writeFile(
+        join(s.home, '.gemini', 'settings.json'),
+        JSON.stringify({
+          security: { auth: { selectedType: 'gemini-api-key' } },
+          general: { enableAutoUpdate: false, enableAutoUpdateNotification: false, maxAttempts: 1 },
+          privacy: { usageStatisticsEnabled: false },
+          telemetry: { enabled: false },
+        }),
+      );
+
+      const { runs, events, explain } = await runThroughFactory(
+        s,
+        { HOME: s.home, GEMINI_API_KEY: 'test-key', GOOGLE_GEMINI_BASE_URL: model.baseUrl },
+        { engine: 'gemini', key: 'gemini-e2e', model: modelName },
+      );
+
+      expect(await show(s.repo, 'fleet/gemini-e2e:hello.txt'), await explain()).toBe(CONTENT);
+      expect(model.turnsPlayed).toBe(2);
+      expect(model.overruns).toBe(0);
+
+      expect(runs).toHaveLength(1);
+      const u = GEMINI_USAGE;
+      const tokens = {
+        tokensIn: 2 * (u.promptTokenCount - u.cachedContentTokenCount),
+        tokensOut: 2 * u.candidatesTokenCount,
+        tokensCached: 2 * u.cachedContentTokenCount,
+      };
+      const cost = estimateCostUsd({ model: modelName, ...tokens });
+      expect(cost).toBeGreaterThan(0);
+      expect(runs[0]).toMatchObject({ engine: 'gemini', result: 'success' });
+      expect(runs[0]!.insights).toMatchObject({
+        model: modelName,
+        ...tokens,
+        turns: 2,
+        toolCalls: 1,
+        costUsd: cost,
+        estimated: true,
+        filesChanged: 1,
+      });
+
+      const types = events.map((e) => e.type);
+      for (const t of ['session', 'tool_call', 'tool_result', 'usage', 'result', 'commit'])
+        expect(types, await explain()).toContain(t);
+      expect(types.indexOf('tool_call')).toBeLessThan(types.indexOf('tool_result'));
+      const call = events.find((e) => e.type === 'tool_call')!;
+      expect(call.data).toMatchObject({ name: 'write_file' });
+      const result = events.find((e) => e.type === 'tool_result')!;
+      expect(result.data).toMatchObject({ id: call.data.id, isError: false });
     },
   );
 });

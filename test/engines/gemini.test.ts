@@ -106,6 +106,10 @@ describe('gemini parser on recorded runs', () => {
             '/home/dev/project/gemini/hello.txt. Here is)',
         },
       },
+      {
+        type: 'usage',
+        data: { tokensIn: 11802, tokensOut: 34, tokensCached: 11800, cumulative: true },
+      },
       { type: 'result', data: { ok: true } },
     ]);
     expect(states).toEqual([
@@ -131,6 +135,8 @@ describe('gemini parser on recorded runs', () => {
         costUsd: (11802 * 0.3 + 34 * 2.5 + 11800 * 0.075) / 1e6,
         estimated: true,
         toolCalls: 1,
+        // Two runs of model output: before the tool call and after its result.
+        turns: 2,
       },
     });
   });
@@ -144,6 +150,7 @@ describe('gemini parser on recorded runs', () => {
       { type: 'session', data: { sessionId: MAIN_SESSION, model: FLASH } },
       { type: 'message', data: { role: 'user', text: asked } },
       { type: 'message', data: { role: 'assistant', text: reply } },
+      { type: 'usage', data: { tokensIn, tokensOut: 17, tokensCached, cumulative: true } },
       { type: 'result', data: { ok: true } },
     ]);
     expect(summary.sessionId).toBe(MAIN_SESSION);
@@ -156,6 +163,7 @@ describe('gemini parser on recorded runs', () => {
       costUsd: estimateCostUsd({ model: FLASH, tokensIn, tokensOut: 17, tokensCached })!,
       estimated: true,
       toolCalls: 0,
+      turns: 1,
     });
   });
 
@@ -168,6 +176,7 @@ describe('gemini parser on recorded runs', () => {
       'tool_call',
       'tool_result',
       'message',
+      'usage',
       'result',
     ]);
     expect(events[0]!.data).toEqual({
@@ -191,6 +200,7 @@ describe('gemini parser on recorded runs', () => {
       tokensOut: 51,
       tokensCached: 12044,
       toolCalls: 1,
+      turns: 2,
     });
     expect(summary.ok).toBe(true);
   });
@@ -199,8 +209,9 @@ describe('gemini parser on recorded runs', () => {
     const { events, summary } = run('05-fail500');
     const message =
       '[API Error: {"error":{"code":500,"message":"mock internal error","status":"INTERNAL"}}]';
-    expect(events.map((e) => e.type)).toEqual(['session', 'message', 'result']);
-    expect(events[2]).toEqual({
+    // The stats of a run whose only request failed: all tokens 0.
+    expect(events.map((e) => e.type)).toEqual(['session', 'message', 'usage', 'result']);
+    expect(events[3]).toEqual({
       type: 'result',
       data: { ok: false, subtype: 'unknown', message },
     });
@@ -233,7 +244,7 @@ describe('gemini parser on recorded runs', () => {
       ok: null,
       error: null,
       // No stats without a result line: the tool call is counted from the lines.
-      insights: { model: FLASH, toolCalls: 1 },
+      insights: { model: FLASH, toolCalls: 1, turns: 1 },
     });
   });
 
@@ -246,6 +257,7 @@ describe('gemini parser on recorded runs', () => {
       'tool_call',
       'tool_result',
       'message',
+      'usage',
       'result',
     ]);
     expect(summary.ok).toBe(true);
