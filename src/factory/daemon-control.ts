@@ -40,10 +40,24 @@ export interface DaemonControl {
     draining: boolean;
   };
   snapshot(): FactorySnapshot;
-  /** Hands a message to a local run (its agent gets it as its next input when it can). */
-  notify(jobId: string, message: string): Promise<{ delivered: boolean; reason?: string }>;
-  /** Resumes a stalled or paused run. */
-  resume(jobId: string): Promise<{ resumed: boolean; reason?: string }>;
+  /**
+   * Queues a message for a local run: its agent gets it as the next prompt of its session at its
+   * next turn boundary (see ipc/inbox.ts). Throws IpcError `not_found` (no such run here) or
+   * `conflict` (its engine has no session, the run is ending, the queue is full).
+   */
+  notify(
+    jobId: string,
+    message: string,
+  ): Promise<{ delivered: boolean; queued?: boolean; position?: number; reason?: string }>;
+  /**
+   * Resumes a run's agent now: stops it and resumes its session with the waiting messages and
+   * `message`. When no agent runs (setup, verify) or it has no session yet, queues like notify.
+   * Throws like notify.
+   */
+  resume(
+    jobId: string,
+    message?: string,
+  ): Promise<{ resumed: boolean; queued?: boolean; position?: number; reason?: string }>;
   /** Stop claiming; let running jobs finish. */
   drain(): Promise<void>;
   /** Graceful stop: drain, wait up to `deadlineMs` for runs, then stop and checkpoint them. */

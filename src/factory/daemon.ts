@@ -14,6 +14,8 @@ import type { EventInput, Insights, Job } from '../core/index.js';
 import type { AgentState, Engine } from '../engines/engine.js';
 import { engineFor } from '../engines/registry.js';
 import type { DaemonControl, FactorySnapshot, RunSnapshot } from './daemon-control.js';
+import { IpcError } from './ipc/protocol.js';
+import { RunInbox } from './ipc/inbox.js';
 import { EventSpool } from './daemon/spool.js';
 import { parseGate, runGate, type GateSpec } from './gate.js';
 import { LEASE_LOST, runJob, type RunJobInput, type RunOutcome } from './run-job.js';
@@ -103,6 +105,8 @@ interface Seat {
   localSeq: number;
   /** Resolves when the run has been reported and the seat is free. */
   done: Promise<void>;
+  /** Messages for the agent (IPC notify / resume). */
+  inbox: RunInbox;
 }
 
 /**
@@ -228,18 +232,47 @@ class Factory implements DaemonControl {
     };
   }
 
-  notify(jobId: string): Promise<{ delivered: boolean; reason?: string }> {
-    const reason = this.seats.has(jobId)
-      ? 'this factory cannot hand messages to a running agent yet'
-      : `no run of job ${jobId} on this factory`;
-    return Promise.resolve({ delivered: false, reason });
+  notify(jobId: string, message: string): ReturnType<DaemonControl['notify']> {
+    const position = this.inboxOf(jobId).push(message);
+    return Promise.resolve({ delivered: false, queued: true, position });
   }
 
-  resume(jobId: string): Promise<{ resumed: boolean; reason?: string }> {
-    const reason = this.seats.has(jobId)
-      ? 'this factory does not pause runs, so there is nothing to resume'
-      : `no run of job ${jobId} on this factory`;
-    return Promise.resolve({ resumed: false, reason });
+  resume(jobId: string, message?: string): ReturnType<DaemonControl['resume']> {
+    const inbox = this.inboxOf(jobId);
+    const position = message === undefined ? undefined : inbox.push(message);
+    const now = inbox.interruptAgent();
+    if (now === 'resumed') return Promise.resolve({ resumed: true });
+    const why =
+      now === 'no_agent'
+        ? 'no agent process is running now (setup or verify)'
+        : 'the agent has not reported a session yet';
+    if (position === undefined)
+      throw new IpcError('conflict', `cannot resume job ${jobId} now: ${why}; try again shortly`);
+    return Promise.resolve({
+      resumed: false,
+      queued: true,
+      position,
+      reason: `${why}; the message is handed over at the agent's next turn boundary`,
+    });
+  }
+
+  /** The inbox of a local run that can take messages. @throws IpcError saying why not. */
+  private inboxOf(jobId: string): RunInbox {
+    const seat = this.seats.get(jobId);
+    if (seat === undefined)
+      throw new IpcError(
+        'not_found',
+        `no run of job ${jobId} on this factory: it has finished or runs elsewhere (the IPC \`snapshot\` lists the runs here)`,
+      );
+    const manifest = seat.job.manifest as Record<string, unknown>;
+    if (manifest.gate !== undefined && manifest.gate !== null)
+      throw new IpcError('conflict', `job ${jobId} is a gate: no agent runs to take messages`);
+    if (seat.job.engine === 'shell')
+      throw new IpcError(
+        'conflict',
+        'engine shell cannot take messages: it has no session to resume',
+      );
+    return seat.inbox;
   }
 
   drain(): Promise<void> {
@@ -334,6 +367,7 @@ class Factory implements DaemonControl {
       refused: false,
       localSeq: 0,
       done: Promise.resolve(),
+      inbox: new RunInbox(`job ${job.id}`, (event) => this.event(seat, event)),
     };
     this.seats.set(job.id, seat);
     this.log.info(
@@ -367,6 +401,7 @@ class Factory implements DaemonControl {
       // The runner could not even start (unknown engine, no work dir…): not worth a retry.
       this.log.error({ err, jobId: job.id }, 'runner failed');
       this.event(seat, { type: 'error', data: { message: `runner failed: ${messageOf(err)}` } });
+      seat.inbox.close('the factory could not run the job');
       await this.eventsSent(seat);
       await this.report(seat, 'fail', {
         result: 'crashed',
@@ -418,6 +453,7 @@ class Factory implements DaemonControl {
       env: { FLEET_URL: this.connection.baseUrl, FLEET_JOB_ID: job.id },
       ...(this.options.graceMs === undefined ? {} : { graceMs: this.options.graceMs }),
       signal: seat.controller.signal,
+      inbox: seat.inbox,
       onEvent: (event) => {
         // The snapshot shows a stalled run as such until the agent (re)starts or exits.
         if (event.type === 'stalled') seat.state = 'stalled';

@@ -9,6 +9,7 @@ import type {
 } from '../core/index.js';
 import type { AgentState, Engine, EngineParser, EngineRunInput } from '../engines/engine.js';
 import { commitAll, diffstat } from './checkpoint.js';
+import { messagesPrompt, type RunInbox } from './ipc/inbox.js';
 import { DEFAULT_GRACE_MS, spawnProcess } from './spawn-agent.js';
 import { runVerify, TailBuffer, VERIFY_TAIL_BYTES } from './verify.js';
 import { RESTART_MESSAGE, Watchdog, type StallConfig } from './watchdog.js';
@@ -49,6 +50,8 @@ export interface RunJobInput {
   onState?: (state: AgentState) => void;
   /** Lines longer than this are split (see LineSplitter). */
   maxLineChars?: number;
+  /** Messages for the agent (IPC `notify`/`resume`), handed over at its turn boundaries. */
+  inbox?: RunInbox;
 }
 
 export interface RunOutcome {
@@ -74,6 +77,8 @@ export interface RunOutcome {
 
 /** The abort reason of an agent stopped by the stall watchdog. */
 const STALLED = 'stalled';
+/** The abort reason of an agent stopped to be resumed now with messages (IPC `resume`). */
+const INTERRUPTED = 'interrupted';
 type StallAction = 'fail' | 'resume' | 'restart';
 
 /** The reason to pass to `AbortController.abort` when the lease was lost. */
@@ -92,6 +97,10 @@ export const LEASE_LOST = 'lease_lost';
  * 4. Verify, after the agent exits 0. On failure with fix attempts left, the agent's session is
  *    resumed with the failing output as its next message, then verify runs again. An engine
  *    that reports no session (the shell engine) has no fix loop: the run is `gate_failed`.
+ *    Messages in `inbox` are handed over at each turn boundary: when the agent exits 0 (before
+ *    verify) and when a verify ends, the session is resumed with them as the next prompt (after
+ *    a failing verify's output), then verify runs (again). A `resume` may stop the agent to
+ *    resume its session with them at once. Messages still waiting when the run ends expire.
  * 5. Success: everything is committed on the branch (`commit`) and the worktree removed.
  *    Otherwise: uncommitted work is committed as a checkpoint when the run changed anything,
  *    the worktree is kept (HEAD detached, so the branch is free for a retry).
@@ -192,6 +201,7 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
     emit('error', { message: `runner failed: ${messageOf(error)}` });
     outcome.result = 'crashed';
   }
+  input.inbox?.close(`the run ended (${outcome.result})`);
   const summary = parser.summary();
   outcome.sessionId = summary.sessionId;
   outcome.insights = { ...summary.insights };
@@ -231,7 +241,12 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
     if (first) return first;
 
     let fixesLeft = job.fixAttempts ?? 1;
+    /** A failed verify's output, to go before the messages that arrived during it. */
+    let lead: string | null = null;
     for (;;) {
+      const handed = await handOver(lead);
+      lead = null;
+      if (handed) return handed;
       if (job.verify.length === 0) return 'success';
       emit('verify_started', { commands: job.verify });
       const verified = await runVerify(job.verify, {
@@ -244,6 +259,11 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
       outcome.verifyResult = verified.result;
       emit('verify', { ...verified.result });
       if (verified.stopped) return resultOf(verified.stopped) ?? 'cancelled';
+      // Messages sent during verify go to the agent now (with the output, when it failed).
+      if (input.inbox?.size && parser.summary().sessionId !== null) {
+        lead = verified.result.passed ? null : fixPrompt(verified.result);
+        continue;
+      }
       if (verified.result.passed) return 'success';
       if (fixesLeft <= 0) return 'gate_failed';
       const sessionId = parser.summary().sessionId;
@@ -267,14 +287,47 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
   }
 
   /**
+   * The turn boundary: while messages wait in the inbox, resumes the agent's session with them
+   * (after `lead`, when set). Null when the agent took them and exited 0 (or none waited).
+   */
+  async function handOver(lead: string | null): Promise<RunResult | null> {
+    const inbox = input.inbox;
+    while (inbox !== undefined && inbox.size > 0) {
+      const sessionId = parser.summary().sessionId;
+      if (sessionId === null) {
+        inbox.expire(`engine ${engine.name} reported no session to resume`);
+        return null;
+      }
+      const messages = messagesPrompt(inbox.deliver(sessionId));
+      const prompt = lead === null ? messages : `${lead}\n\n${messages}`;
+      lead = null;
+      const result = await runAgent({
+        prompt,
+        resumeSessionId: sessionId,
+        yolo: job.yolo ?? false,
+        model: job.model,
+      });
+      if (result) return result;
+    }
+    return null;
+  }
+
+  /**
    * Runs the engine until it exits on its own; null when it exited 0 (and did not say it
-   * failed). A stall under a `restart` or `nudge` policy stops it and runs it again here.
+   * failed). A stall under a `restart` or `nudge` policy stops it and runs it again here, and
+   * so does a `resume` from the inbox (its session resumed with the waiting messages).
    */
   async function runAgent(first: EngineRunInput): Promise<RunResult | null> {
     let run = first;
     for (;;) {
       const once = await runAgentOnce(run);
       if (once.kind === 'done') return once.result;
+      if (once.kind === 'interrupted') {
+        const messages = input.inbox?.deliver(once.sessionId) ?? [];
+        const prompt = messages.length > 0 ? messagesPrompt(messages) : RESTART_MESSAGE;
+        run = { ...first, prompt, resumeSessionId: once.sessionId };
+        continue;
+      }
       if (once.action === 'fail') {
         outcome.error = `stalled: no output for ${seconds(once.silentMs)}s`;
         return 'agent_failed';
@@ -297,6 +350,7 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
   ): Promise<
     | { kind: 'done'; result: RunResult | null }
     | { kind: 'stalled'; action: StallAction; silentMs: number }
+    | { kind: 'interrupted'; sessionId: string }
   > {
     const command = engine.command(run);
     const stall = job.stall ?? null;
@@ -331,6 +385,15 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
               local.abort(STALLED);
             },
           });
+    let interrupted: string | null = null;
+    input.inbox?.onInterrupt(() => {
+      const sessionId = parser.summary().sessionId;
+      if (local.signal.aborted || sessionId === null) return false;
+      dog?.stop();
+      interrupted = sessionId;
+      local.abort(INTERRUPTED);
+      return true;
+    });
     onState('starting');
     dog?.start();
     const out = await spawnProcess({
@@ -353,6 +416,7 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
       },
     });
     dog?.stop();
+    input.inbox?.onInterrupt(null);
     input.signal?.removeEventListener('abort', forward);
     onState('exited');
     outcome.exit = out.exit;
@@ -365,6 +429,8 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
     // A cancel or lost lease wins over a stall that happened at the same time.
     if (out.reason === 'aborted' && !input.signal?.aborted && stalled !== null)
       return { kind: 'stalled', ...(stalled as { action: StallAction; silentMs: number }) };
+    if (out.reason === 'aborted' && !input.signal?.aborted && interrupted !== null)
+      return { kind: 'interrupted', sessionId: interrupted };
     return done(agentResult(out));
   }
 

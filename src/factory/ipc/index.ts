@@ -6,3 +6,4 @@ export {
   type IpcLogger,
 } from './ipc-server.js';
 export { IpcClient, FactoryNotRunningError, type IpcClientOptions } from './ipc-client.js';
+export { RunInbox, INBOX_MAX_MESSAGES, INBOX_MAX_MESSAGE_BYTES, messagesPrompt } from './inbox.js';

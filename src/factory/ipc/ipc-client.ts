@@ -84,12 +84,17 @@ export class IpcClient {
     return this.request('snapshot', {});
   }
 
+  /** Queues `message` for the run of `jobId`; its agent gets it at its next turn boundary. */
   notify(jobId: string, message: string): Promise<NotifyResult> {
     return this.request('notify', { jobId, message });
   }
 
-  resume(jobId: string): Promise<ResumeResult> {
-    return this.request('resume', { jobId });
+  /**
+   * Stops the run's agent and resumes its session now, with the waiting messages and `message`;
+   * queues like `notify` when that cannot be done now (see ResumeResult's `reason`).
+   */
+  resume(jobId: string, message?: string): Promise<ResumeResult> {
+    return this.request('resume', message === undefined ? { jobId } : { jobId, message });
   }
 
   drain(): Promise<DrainResult> {

@@ -422,7 +422,7 @@ async function dispatch(
     case 'notify':
       return control.notify(request.jobId, request.message);
     case 'resume':
-      return control.resume(request.jobId);
+      return control.resume(request.jobId, request.message);
     case 'drain':
       await control.drain();
       return { draining: true };

@@ -9,9 +9,19 @@ import type { DaemonControl, FactorySnapshot } from '../daemon-control.js';
  *
  * @example
  * // → {"id":1,"op":"notify","jobId":"j_1","message":"also update the docs"}
- * // ← {"id":1,"ok":true,"result":{"delivered":true}}
+ * // ← {"id":1,"ok":true,"result":{"delivered":false,"queued":true,"position":1}}
  * // → {"id":2,"op":"resume"}
  * // ← {"id":2,"ok":false,"error":{"code":"bad_request","message":"jobId: ...","issues":[...]}}
+ *
+ * Messages (`notify`, `resume`): agents run one-shot, so a message cannot be typed into a
+ * running turn. `notify` queues it for the run; at the agent's next turn boundary (the agent
+ * exited 0, or a verify ended) the runner resumes the agent's session with the queued messages
+ * as its next prompt, then verifies. `resume` does not wait for the boundary: it stops the
+ * running agent (SIGTERM, like the stall watchdog) and resumes its session at once with the
+ * queued messages and its own (or "You seemed stuck; continue." without one); when no agent
+ * runs (setup, verify) or it has not reported a session yet, it queues like `notify`. Each
+ * message gets `signal` events on the job (pending → delivered | expired). See
+ * docs/factory-ipc.md.
  */
 
 /** Longest request line the server reads (bytes, without the newline). */
@@ -39,7 +49,12 @@ export const NotifyRequest = z.strictObject({
   jobId: JobId,
   message: z.string().min(1),
 });
-export const ResumeRequest = z.strictObject({ ...base, op: z.literal('resume'), jobId: JobId });
+export const ResumeRequest = z.strictObject({
+  ...base,
+  op: z.literal('resume'),
+  jobId: JobId,
+  message: z.string().min(1).optional(),
+});
 export const DrainRequest = z.strictObject({ ...base, op: z.literal('drain') });
 export const ShutdownRequest = z.strictObject({
   ...base,
@@ -113,9 +128,27 @@ const schemasMatch: [
 ] = [true, true];
 void schemasMatch;
 
-export const NotifyResult = z.object({ delivered: z.boolean(), reason: z.string().optional() });
+/**
+ * `delivered`: handed to the agent already (never, today: messages wait for a turn boundary);
+ * `queued` with `position` (1 = next): waiting for the agent's next turn boundary.
+ */
+export const NotifyResult = z.object({
+  delivered: z.boolean(),
+  queued: z.boolean().optional(),
+  position: z.number().int().positive().optional(),
+  reason: z.string().optional(),
+});
 export type NotifyResult = z.infer<typeof NotifyResult>;
-export const ResumeResult = z.object({ resumed: z.boolean(), reason: z.string().optional() });
+/**
+ * `resumed`: the agent was stopped and its session is being resumed now with the waiting
+ * messages. Otherwise `queued` with `position`, and `reason` says why it waits.
+ */
+export const ResumeResult = z.object({
+  resumed: z.boolean(),
+  queued: z.boolean().optional(),
+  position: z.number().int().positive().optional(),
+  reason: z.string().optional(),
+});
 export type ResumeResult = z.infer<typeof ResumeResult>;
 const resultsMatch: [
   Same<NotifyResult, Awaited<ReturnType<DaemonControl['notify']>>>,
