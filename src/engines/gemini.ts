@@ -238,6 +238,9 @@ function createGeminiParser(): EngineParser {
  * Token counts of a `stats` object (the run's totals, or one entry of `stats.models`).
  * `input_tokens` includes the cached tokens and `input` is the uncached rest (01-main: 23602 =
  * 11802 + 11800); Fleet's `tokensIn` is the uncached part, as `estimateCostUsd` expects.
+ * `output_tokens` leaves out thinking, which Gemini bills as output: it shows only in
+ * `total_tokens` (03-resume-latest: 12026 = 12006 in + 17 out + 3 thinking), so Fleet's
+ * `tokensOut` adds the difference.
  */
 function tokensOf(stats: JsonRecord): Tokens {
   const tokens: Tokens = {};
@@ -248,7 +251,12 @@ function tokensOf(stats: JsonRecord): Tokens {
     (inputTotal === undefined ? undefined : Math.max(0, inputTotal - (cached ?? 0)));
   if (uncached !== undefined) tokens.tokensIn = uncached;
   const out = count(stats.output_tokens);
-  if (out !== undefined) tokens.tokensOut = out;
+  const total = count(stats.total_tokens);
+  const thinking =
+    total === undefined || inputTotal === undefined || out === undefined
+      ? 0
+      : Math.max(0, total - inputTotal - out);
+  if (out !== undefined) tokens.tokensOut = out + thinking;
   if (cached !== undefined) tokens.tokensCached = cached;
   return tokens;
 }

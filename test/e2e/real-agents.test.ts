@@ -375,7 +375,7 @@ describe('real agents through the real factory', () => {
       const u = GEMINI_USAGE;
       const tokens = {
         tokensIn: 2 * (u.promptTokenCount - u.cachedContentTokenCount),
-        tokensOut: 2 * u.candidatesTokenCount,
+        tokensOut: 2 * (u.totalTokenCount - u.promptTokenCount), // thinking counts as output
         tokensCached: 2 * u.cachedContentTokenCount,
       };
       const cost = estimateCostUsd({ model: modelName, ...tokens });

@@ -108,7 +108,7 @@ describe('gemini parser on recorded runs', () => {
       },
       {
         type: 'usage',
-        data: { tokensIn: 11802, tokensOut: 34, tokensCached: 11800, cumulative: true },
+        data: { tokensIn: 11802, tokensOut: 40, tokensCached: 11800, cumulative: true },
       },
       { type: 'result', data: { ok: true } },
     ]);
@@ -130,9 +130,9 @@ describe('gemini parser on recorded runs', () => {
       insights: {
         model: FLASH,
         tokensIn: 11802,
-        tokensOut: 34,
+        tokensOut: 40, // 34 + 6 thinking (total_tokens 23642 = 23602 + 34 + 6)
         tokensCached: 11800,
-        costUsd: (11802 * 0.3 + 34 * 2.5 + 11800 * 0.075) / 1e6,
+        costUsd: (11802 * 0.3 + 40 * 2.5 + 11800 * 0.075) / 1e6,
         estimated: true,
         toolCalls: 1,
         // Two runs of model output: before the tool call and after its result.
@@ -150,7 +150,7 @@ describe('gemini parser on recorded runs', () => {
       { type: 'session', data: { sessionId: MAIN_SESSION, model: FLASH } },
       { type: 'message', data: { role: 'user', text: asked } },
       { type: 'message', data: { role: 'assistant', text: reply } },
-      { type: 'usage', data: { tokensIn, tokensOut: 17, tokensCached, cumulative: true } },
+      { type: 'usage', data: { tokensIn, tokensOut: 20, tokensCached, cumulative: true } },
       { type: 'result', data: { ok: true } },
     ]);
     expect(summary.sessionId).toBe(MAIN_SESSION);
@@ -158,9 +158,9 @@ describe('gemini parser on recorded runs', () => {
     expect(summary.insights).toEqual({
       model: FLASH,
       tokensIn,
-      tokensOut: 17,
+      tokensOut: 20,
       tokensCached,
-      costUsd: estimateCostUsd({ model: FLASH, tokensIn, tokensOut: 17, tokensCached })!,
+      costUsd: estimateCostUsd({ model: FLASH, tokensIn, tokensOut: 20, tokensCached })!,
       estimated: true,
       toolCalls: 0,
       turns: 1,
@@ -197,7 +197,7 @@ describe('gemini parser on recorded runs', () => {
     expect(summary.insights).toEqual({
       model: 'gemini-3.8-flash',
       tokensIn: 12045,
-      tokensOut: 51,
+      tokensOut: 60,
       tokensCached: 12044,
       toolCalls: 1,
       turns: 2,
@@ -264,12 +264,12 @@ describe('gemini parser on recorded runs', () => {
     expect(summary.sessionId).toBe('4a07ccd9-f272-4367-8c29-ced3bb9cdb77');
     expect(summary.insights).toMatchObject({
       tokensIn: 11816,
-      tokensOut: 34,
+      tokensOut: 40,
       tokensCached: 11816,
       toolCalls: 1,
       estimated: true,
     });
-    expect(summary.insights.costUsd).toBeCloseTo((11816 * 0.3 + 34 * 2.5 + 11816 * 0.075) / 1e6);
+    expect(summary.insights.costUsd).toBeCloseTo((11816 * 0.3 + 40 * 2.5 + 11816 * 0.075) / 1e6);
   });
 
   it.each([

@@ -195,11 +195,12 @@ describe.skipIf(!probe.ok)(
 
       // Tokens: the result's stats add up both requests' last usageMetadata (the prompt-only
       // usage of each turn's first chunk is not counted again). `input_tokens` includes the
-      // cached ones; thoughts are in `total_tokens` only, not in `output_tokens`.
+      // cached ones; thoughts are in `total_tokens` only, not in `output_tokens`, and Fleet
+      // counts them as output (Gemini bills thinking as output).
       const u = SCRIPT_USAGE;
       const tokens = {
         tokensIn: 2 * (u.promptTokenCount - u.cachedContentTokenCount),
-        tokensOut: 2 * u.candidatesTokenCount,
+        tokensOut: 2 * (u.totalTokenCount - u.promptTokenCount),
         tokensCached: 2 * u.cachedContentTokenCount,
       };
       const resultLine = JSON.parse(run.lines.at(-1) ?? '{}') as { stats?: unknown };
