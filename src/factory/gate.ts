@@ -1,14 +1,22 @@
-import type { EventInput, GateDecision, RunResult, VerifyResult } from '../core/index.js';
+import type { GateDecision, RunResult, VerifyResult } from '../core/index.js';
 import { diffstat } from './checkpoint.js';
 import { git, GitError, gitOk } from './git.js';
-import { LEASE_LOST, type RunJobInput, type RunOutcome } from './run-job.js';
+import {
+  guarded,
+  initialOutcome,
+  LEASE_LOST,
+  messageOf,
+  prepareWorkspace,
+  type RunJobInput,
+  type RunOutcome,
+  stringEnv,
+} from './run-job.js';
 import { DEFAULT_GRACE_MS } from './spawn-agent.js';
 import { runVerify } from './verify.js';
 import {
   branchName,
   createWorktree,
   detachWorktree,
-  MissingBaseError,
   removeWorktree,
   repoRoot,
   type Workspace,
@@ -114,37 +122,13 @@ export function parseGate(value: unknown, field = 'manifest.gate'): GateSpec {
  */
 export async function runGate(input: RunJobInput, gate: GateSpec): Promise<RunOutcome> {
   const { job } = input;
-  const emit = (type: string, data: Record<string, unknown>): void => {
-    try {
-      input.onEvent?.({ type, data } satisfies EventInput);
-    } catch {
-      /* the listener's problem, not the gate's */
-    }
-  };
+  const onEvent = guarded(input.onEvent);
+  const emit = (type: string, data: Record<string, unknown>): void => onEvent({ type, data });
   const deadline = job.timeoutMs == null ? null : Date.now() + job.timeoutMs;
-  const outcome: RunOutcome = {
-    result: 'crashed',
-    exit: null,
-    verifyResult: null,
-    insights: {},
-    checkpoint: null,
-    commit: null,
-    worktree: job.cwd,
-    branch: null,
-    sessionId: null,
-  };
-
-  let ws: Workspace;
-  try {
-    ws = await openGateWorkspace(input, gate, emit);
-  } catch (error) {
-    outcome.error = `could not prepare the gate's workspace: ${messageOf(error)}`;
-    if (error instanceof MissingBaseError) outcome.retryable = false;
-    emit('error', { message: outcome.error });
-    return outcome;
-  }
-  outcome.worktree = ws.root;
-  outcome.branch = ws.branch;
+  const outcome = initialOutcome(job.cwd);
+  const open = () => openGateWorkspace(input, gate, emit);
+  const ws = await prepareWorkspace(open, "the gate's workspace", outcome, emit);
+  if (ws === null) return outcome;
 
   try {
     await decideGate(input, gate, ws, deadline, outcome, emit);
@@ -384,14 +368,4 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'an object';
   return typeof value === 'string' ? JSON.stringify(value) : `${typeof value} ${String(value)}`;
-}
-
-function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
-  return out;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -126,21 +126,8 @@ export const LEASE_LOST = 'lease_lost';
  */
 export async function runJob(input: RunJobInput): Promise<RunOutcome> {
   const { job, engine } = input;
-  // A throwing listener must not kill the run from inside a stream handler: swallow its error.
-  const onEvent = (event: EventInput): void => {
-    try {
-      input.onEvent?.(event);
-    } catch {
-      /* the listener's problem, not the run's */
-    }
-  };
-  const onState = (state: AgentState): void => {
-    try {
-      input.onState?.(state);
-    } catch {
-      /* as above */
-    }
-  };
+  const onEvent = guarded(input.onEvent);
+  const onState = guarded(input.onState);
   const emit = (type: string, data: Record<string, unknown>): void => onEvent({ type, data });
   const graceMs = input.graceMs ?? DEFAULT_GRACE_MS;
   const deadline = job.timeoutMs == null ? null : Date.now() + job.timeoutMs;
@@ -148,29 +135,10 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
   /** Restarts after stalls so far, over the whole run. */
   let restarts = 0;
 
-  const outcome: RunOutcome = {
-    result: 'crashed',
-    exit: null,
-    verifyResult: null,
-    insights: {},
-    checkpoint: null,
-    commit: null,
-    worktree: job.cwd,
-    branch: null,
-    sessionId: null,
-  };
-
-  let ws: Workspace;
-  try {
-    ws = await openWorkspace(input);
-  } catch (error) {
-    outcome.error = `could not prepare the workspace: ${messageOf(error)}`;
-    if (error instanceof MissingBaseError) outcome.retryable = false;
-    emit('error', { message: outcome.error });
-    return outcome;
-  }
-  outcome.worktree = ws.root;
-  outcome.branch = ws.branch;
+  const outcome = initialOutcome(job.cwd);
+  const opened = await prepareWorkspace(() => openWorkspace(input), 'the workspace', outcome, emit);
+  if (opened === null) return outcome;
+  const ws: Workspace = opened;
   emit(
     'workspace',
     ws.inPlace
@@ -530,12 +498,68 @@ function remaining(deadline: number | null): number | null {
   return deadline === null ? null : Math.max(1, deadline - Date.now());
 }
 
-function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+/**
+ * `listener` made safe to call from inside a stream handler: what it throws is swallowed (the
+ * listener's problem, not the run's).
+ */
+export function guarded<T>(listener: ((value: T) => void) | undefined): (value: T) => void {
+  return (value) => {
+    try {
+      listener?.(value);
+    } catch {
+      /* the listener's problem, not the run's */
+    }
+  };
+}
+
+/** A run's outcome before anything happened: `crashed`, in `cwd`, with nothing delivered. */
+export function initialOutcome(cwd: string): RunOutcome {
+  return {
+    result: 'crashed',
+    exit: null,
+    verifyResult: null,
+    insights: {},
+    checkpoint: null,
+    commit: null,
+    worktree: cwd,
+    branch: null,
+    sessionId: null,
+  };
+}
+
+/**
+ * Opens a run's workspace with `open` and records its root and branch in `outcome`. When that
+ * fails, `outcome.error` says why ("could not prepare `what`: …"; not retryable for a missing
+ * base), an `error` event is emitted and the result is null.
+ */
+export async function prepareWorkspace(
+  open: () => Promise<Workspace>,
+  what: string,
+  outcome: RunOutcome,
+  emit: (type: string, data: Record<string, unknown>) => void,
+): Promise<Workspace | null> {
+  let ws: Workspace;
+  try {
+    ws = await open();
+  } catch (error) {
+    outcome.error = `could not prepare ${what}: ${messageOf(error)}`;
+    if (error instanceof MissingBaseError) outcome.retryable = false;
+    emit('error', { message: outcome.error });
+    return null;
+  }
+  outcome.worktree = ws.root;
+  outcome.branch = ws.branch;
+  return ws;
+}
+
+/** The variables of `env` that are set. */
+export function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
   return out;
 }
 
-function messageOf(error: unknown): string {
+/** An error's message, or the thrown value as text. */
+export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -1,24 +1,16 @@
 import { join } from 'node:path';
 import { IpcClient } from '../../src/factory/ipc/index.js';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { closedPort, listen } from '../client/helpers.js';
+import { closedPort } from '../client/helpers.js';
 import { launchFleet, until } from '../helpers/fleet-process.js';
-import { STORES } from '../helpers/stores.js';
-import { cleanup, makeRepo, tempDir } from './fixtures.js';
-
-const sqlite = STORES.find((k) => k.name === 'sqlite')!;
+import { cleanup, factoryTestbed, tempDir } from './fixtures.js';
 
 const launchFactory = (args: string[], env: Record<string, string> = {}) =>
   launchFleet(['factory', ...args], env);
 
 describe('fleet factory', () => {
   it('connects, prints its ready line, runs a job, and exits 0 on SIGTERM', async () => {
-    const server = await listen(sqlite, { store: { clock: () => Date.now() } });
-    const token = await server.token('factory', ['acme']);
-    const operator = server.client(await server.token('operator', ['acme']));
-    const workDir = await tempDir('fleet-work-');
-    const repo = await makeRepo();
-    onTestFinished(() => cleanup(workDir, repo));
+    const { server, token, operator, workDir, repo } = await factoryTestbed();
 
     const f = launchFactory(
       [

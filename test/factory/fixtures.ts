@@ -3,7 +3,10 @@ import type { Engine, EngineParser } from '../../src/engines/engine.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { onTestFinished } from 'vitest';
 import { git } from '../../src/factory/git.js';
+import { type ListeningServer, listen } from '../client/helpers.js';
+import { STORES } from '../helpers/stores.js';
 
 /** A temporary directory, removed by the returned cleanup. */
 export async function tempDir(prefix = 'fleet-factory-'): Promise<string> {
@@ -18,6 +21,28 @@ export async function makeRepo(): Promise<string> {
   await git(dir, ['add', '-A']);
   await git(dir, ['-c', 'commit.gpgsign=false', 'commit', '--quiet', '-m', 'initial']);
   return dir;
+}
+
+/**
+ * What a factory daemon test starts from: a listening server on SQLite with the real clock, a
+ * factory token and an operator client for tenant `acme`, a work dir and a git repository (both
+ * removed after the test).
+ */
+export async function factoryTestbed(): Promise<{
+  server: ListeningServer;
+  token: string;
+  operator: ReturnType<ListeningServer['client']>;
+  workDir: string;
+  repo: string;
+}> {
+  const sqlite = STORES.find((k) => k.name === 'sqlite')!;
+  const server = await listen(sqlite, { store: { clock: () => Date.now() } });
+  const token = await server.token('factory', ['acme']);
+  const operator = server.client(await server.token('operator', ['acme']));
+  const workDir = await tempDir('fleet-work-');
+  const repo = await makeRepo();
+  onTestFinished(() => cleanup(workDir, repo));
+  return { server, token, operator, workDir, repo };
 }
 
 export async function head(repo: string, ref = 'HEAD'): Promise<string> {

@@ -6,11 +6,7 @@ import type { JobEvent } from '../../src/core/index.js';
 import { startFactory } from '../../src/factory/daemon.js';
 import { IpcClient, startIpcServer } from '../../src/factory/ipc/index.js';
 import { git } from '../../src/factory/git.js';
-import { listen } from '../client/helpers.js';
-import { STORES } from '../helpers/stores.js';
-import { cleanup, makeRepo, tempDir } from './fixtures.js';
-
-const sqlite = STORES.find((k) => k.name === 'sqlite')!;
+import { factoryTestbed } from './fixtures.js';
 
 async function until(check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
@@ -48,12 +44,7 @@ echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"resul
 `;
 
 async function setup() {
-  const server = await listen(sqlite, { store: { clock: () => Date.now() } });
-  const token = await server.token('factory', ['acme']);
-  const operator = server.client(await server.token('operator', ['acme']));
-  const workDir = await tempDir('fleet-work-');
-  const repo = await makeRepo();
-  onTestFinished(() => cleanup(workDir, repo));
+  const { server, token, operator, workDir, repo } = await factoryTestbed();
   const bin = path.join(workDir, 'bin');
   await mkdir(bin);
   await writeFile(path.join(bin, 'claude'), FAKE_CLAUDE);

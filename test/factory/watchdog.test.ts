@@ -18,9 +18,7 @@ import {
   type StallConfig,
   type WatchdogClock,
 } from '../../src/factory/watchdog.js';
-import { listen } from '../client/helpers.js';
-import { STORES } from '../helpers/stores.js';
-import { cleanup, fakeSessionEngine, makeRepo, show, tempDir } from './fixtures.js';
+import { cleanup, factoryTestbed, fakeSessionEngine, makeRepo, show, tempDir } from './fixtures.js';
 
 /** A clock whose time moves only when the test says so. */
 function fakeClock(): WatchdogClock & { advance(ms: number): void; pending(): number } {
@@ -330,13 +328,7 @@ describe('runJob with a stall policy', () => {
 
 describe('the daemon with a stall policy', () => {
   it('reads manifest.stall, shows the run as stalled, reports the stall as the error', async () => {
-    const sqlite = STORES.find((k) => k.name === 'sqlite')!;
-    const server = await listen(sqlite, { store: { clock: () => Date.now() } });
-    const token = await server.token('factory', ['acme']);
-    const operator = server.client(await server.token('operator', ['acme']));
-    const workDir = await tempDir('fleet-work-');
-    const repo = await makeRepo();
-    onTestFinished(() => cleanup(workDir, repo));
+    const { server, token, operator, workDir, repo } = await factoryTestbed();
     const factory = await startFactory({
       server: server.baseUrl,
       token,

@@ -1,14 +1,11 @@
 import { expect, it } from 'vitest';
-import { describeStores } from '../helpers/stores.js';
-import { bearer, openServer } from './helpers.js';
-import { RawFactory, hello } from './raw-factory.js';
+import { describeStores, type StoreKind } from '../helpers/stores.js';
+import { bearer } from './helpers.js';
+import { RawFactory, hello, openFactorySocket } from './raw-factory.js';
 
-async function setup(kind: Parameters<typeof openServer>[0]) {
-  const server = await openServer(kind);
-  await server.app.listen({ port: 0, host: '127.0.0.1' });
-  const { port } = server.app.server.address() as { port: number };
-  const url = `ws://127.0.0.1:${port}/v1/factory`;
-  const factoryToken = await server.token('factory', ['acme']);
+async function setup(kind: StoreKind) {
+  const server = await openFactorySocket(kind);
+  const { url, factoryToken } = server;
   const connect = async (lane: 'control' | 'events', extra: Record<string, unknown> = {}) => {
     const f = new RawFactory(url, factoryToken);
     await f.open();

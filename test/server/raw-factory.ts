@@ -1,6 +1,20 @@
 import WebSocket from 'ws';
 import { type ServerMessage, ServerMessage as ServerMessageSchema } from '../../src/core/index.js';
-import { bearer } from './helpers.js';
+import type { StoreKind } from '../helpers/stores.js';
+import { bearer, openServer } from './helpers.js';
+
+/**
+ * A fresh server of `kind` listening on a free loopback port, with its factory socket's `url`
+ * and a `factoryToken` for tenant `acme`.
+ */
+export async function openFactorySocket(kind: StoreKind) {
+  const server = await openServer(kind);
+  await server.app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = server.app.server.address() as { port: number };
+  const url = `ws://127.0.0.1:${port}/v1/factory`;
+  const factoryToken = await server.token('factory', ['acme']);
+  return { ...server, url, factoryToken };
+}
 
 /** A raw protocol client: sends requests with ids, collects replies and pushes. */
 export class RawFactory {

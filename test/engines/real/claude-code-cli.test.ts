@@ -1,9 +1,16 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PATH, cliRunnable, dataOf, runCli, type Run } from './cli-harness.js';
+import {
+  PATH,
+  dataOf,
+  explain,
+  gitStatus,
+  makeSandbox,
+  probeCli,
+  runCli,
+  type Run,
+} from './cli-harness.js';
 
 import { claudeCode } from '../../../src/engines/claude-code.js';
 import type { EngineCommand } from '../../../src/engines/index.js';
@@ -20,13 +27,11 @@ import {
  * in a temporary git repository, and its stdout goes through our parser.
  */
 
-const probe = cliRunnable(claudeCode);
-if (!probe.ok) {
-  console.warn(
-    `Real Claude Code tests skipped: \`claude --version\` failed (${probe.why}). ` +
-      'Run `npm install` (dev dependency @anthropic-ai/claude-code and its platform package).',
-  );
-}
+const probe = probeCli(
+  claudeCode,
+  'Claude Code',
+  'dev dependency @anthropic-ai/claude-code and its platform package',
+);
 
 /** Keeps the CLI offline apart from the scripted server, and fast when something fails. */
 const QUIET = {
@@ -70,25 +75,6 @@ function toolResultsSent(body: unknown): Record<string, unknown>[] {
   return (last.content as Record<string, unknown>[]).filter((b) => b.type === 'tool_result');
 }
 
-function git(cwd: string, ...args: string[]): void {
-  const r = spawnSync(
-    'git',
-    ['-c', 'user.name=Fleet Test', '-c', 'user.email=fleet@example.invalid', ...args],
-    { cwd, encoding: 'utf8' },
-  );
-  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
-}
-
-/** `git status --porcelain`, trimmed. */
-function gitStatus(cwd: string): string {
-  return spawnSync('git', ['status', '--porcelain'], { cwd, encoding: 'utf8' }).stdout.trim();
-}
-
-/** Explains a failed run: the CLI's stderr and its last lines. */
-function explain(run: Run): string {
-  return `exit ${run.code} signal ${run.signal} timedOut ${run.timedOut}\nstderr: ${run.stderr}\nlast stdout lines:\n${run.lines.slice(-5).join('\n')}`;
-}
-
 describe.skipIf(!probe.ok)(
   `Claude Code CLI (real binary${probe.ok ? ` ${probe.version}` : ''}, scripted model server)`,
   () => {
@@ -99,13 +85,7 @@ describe.skipIf(!probe.ok)(
     let server: AnthropicServer | undefined;
 
     beforeEach(() => {
-      root = mkdtempSync(join(tmpdir(), 'fleet-claude-real-'));
-      worktree = join(root, 'worktree');
-      home = join(root, 'home');
-      tmp = join(root, 'tmp');
-      for (const dir of [worktree, home, tmp]) mkdirSync(dir);
-      git(worktree, 'init', '-q', '-b', 'main');
-      git(worktree, 'commit', '-q', '--allow-empty', '-m', 'initial');
+      ({ root, worktree, home, tmp } = makeSandbox('fleet-claude-real-'));
     });
 
     afterEach(async () => {

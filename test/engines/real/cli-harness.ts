@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -38,6 +38,26 @@ export function cliRunnable(
   if (r.error) return { ok: false, why: r.error.message };
   if (r.status !== 0) return { ok: false, why: `exit ${r.status}: ${r.stderr.trim()}` };
   return { ok: true, version: r.stdout.trim() };
+}
+
+/**
+ * `cliRunnable`, with a warning naming what to install when the CLI does not run (its tests are
+ * then skipped): "Real `label` tests skipped: … Run `npm install` (`install`)."
+ */
+export function probeCli(
+  engine: Engine,
+  label: string,
+  install: string,
+  homeVars: string[] = [],
+): ReturnType<typeof cliRunnable> {
+  const probe = cliRunnable(engine, homeVars);
+  if (!probe.ok) {
+    console.warn(
+      `Real ${label} tests skipped: \`${engine.binary} --version\` failed (${probe.why}). ` +
+        `Run \`npm install\` (${install}).`,
+    );
+  }
+  return probe;
 }
 
 export interface Run {
@@ -93,4 +113,53 @@ export function runCli(
 /** The data of every event of `type`, in order. */
 export function dataOf(events: EventInput[], type: string): Record<string, unknown>[] {
   return events.filter((e) => e.type === type).map((e) => e.data as Record<string, unknown>);
+}
+
+/** Explains a failed run: the CLI's stderr and its last lines. */
+export function explain(run: Run): string {
+  return `exit ${run.code} signal ${run.signal} timedOut ${run.timedOut}\nstderr: ${run.stderr}\nlast stdout lines:\n${run.lines.slice(-5).join('\n')}`;
+}
+
+/** Runs git in `cwd` as a test identity; throws with git's stderr when it fails. */
+function git(cwd: string, ...args: string[]): void {
+  const r = spawnSync(
+    'git',
+    ['-c', 'user.name=Fleet Test', '-c', 'user.email=fleet@example.invalid', ...args],
+    { cwd, encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** Makes `dir` a git repository on `main` with one empty commit, for a CLI to work in. */
+function initRepo(dir: string): void {
+  git(dir, 'init', '-q', '-b', 'main');
+  git(dir, 'commit', '-q', '--allow-empty', '-m', 'initial');
+}
+
+/** `git status --porcelain`, trimmed. */
+export function gitStatus(cwd: string): string {
+  return spawnSync('git', ['status', '--porcelain'], { cwd, encoding: 'utf8' }).stdout.trim();
+}
+
+/**
+ * A throwaway directory (`root`, under the OS temp dir, named from `prefix`) holding a
+ * `worktree` that is a git repository with one commit, and an empty `home` and `tmp` for the
+ * CLI. The caller removes `root`.
+ */
+export function makeSandbox(prefix: string): {
+  root: string;
+  worktree: string;
+  home: string;
+  tmp: string;
+} {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const box = {
+    root,
+    worktree: join(root, 'worktree'),
+    home: join(root, 'home'),
+    tmp: join(root, 'tmp'),
+  };
+  for (const dir of [box.worktree, box.home, box.tmp]) mkdirSync(dir);
+  initRepo(box.worktree);
+  return box;
 }

@@ -1,9 +1,16 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PATH, cliRunnable, dataOf, runCli, type Run } from './cli-harness.js';
+import {
+  PATH,
+  dataOf,
+  explain,
+  gitStatus,
+  makeSandbox,
+  probeCli,
+  runCli,
+  type Run,
+} from './cli-harness.js';
 import { estimateCostUsd } from '../../../src/core/index.js';
 import { codex, codexProviderArgs } from '../../../src/engines/codex.js';
 import type { EngineCommand } from '../../../src/engines/index.js';
@@ -20,13 +27,12 @@ import {
  * temporary git repository, and its stdout goes through our parser.
  */
 
-const probe = cliRunnable(codex, ['CODEX_HOME']);
-if (!probe.ok) {
-  console.warn(
-    `Real Codex CLI tests skipped: \`codex --version\` failed (${probe.why}). ` +
-      'Run `npm install` (dev dependency @openai/codex and its platform package).',
-  );
-}
+const probe = probeCli(
+  codex,
+  'Codex CLI',
+  'dev dependency @openai/codex and its platform package',
+  ['CODEX_HOME'],
+);
 
 /** The env variable the scripted provider reads its key from (`env_key`). */
 const KEY_ENV = 'FLEET_TEST_CODEX_KEY';
@@ -100,25 +106,6 @@ function toolNames(body: unknown): string[] {
   );
 }
 
-function git(cwd: string, ...args: string[]): void {
-  const r = spawnSync(
-    'git',
-    ['-c', 'user.name=Fleet Test', '-c', 'user.email=fleet@example.invalid', ...args],
-    { cwd, encoding: 'utf8' },
-  );
-  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
-}
-
-/** `git status --porcelain`, trimmed. */
-function gitStatus(cwd: string): string {
-  return spawnSync('git', ['status', '--porcelain'], { cwd, encoding: 'utf8' }).stdout.trim();
-}
-
-/** Explains a failed run: the CLI's stderr and its last lines. */
-function explain(run: Run): string {
-  return `exit ${run.code} signal ${run.signal} timedOut ${run.timedOut}\nstderr: ${run.stderr}\nlast stdout lines:\n${run.lines.slice(-5).join('\n')}`;
-}
-
 describe.skipIf(!probe.ok)(
   `Codex CLI (real binary${probe.ok ? ` ${probe.version}` : ''}, scripted Responses server)`,
   () => {
@@ -130,14 +117,9 @@ describe.skipIf(!probe.ok)(
     let server: OpenAIResponsesServer | undefined;
 
     beforeEach(() => {
-      root = mkdtempSync(join(tmpdir(), 'fleet-codex-real-'));
-      worktree = join(root, 'worktree');
-      home = join(root, 'home');
+      ({ root, worktree, home, tmp } = makeSandbox('fleet-codex-real-'));
       codexHome = join(root, 'codex-home');
-      tmp = join(root, 'tmp');
-      for (const dir of [worktree, home, codexHome, tmp]) mkdirSync(dir);
-      git(worktree, 'init', '-q', '-b', 'main');
-      git(worktree, 'commit', '-q', '--allow-empty', '-m', 'initial');
+      mkdirSync(codexHome);
     });
 
     afterEach(async () => {

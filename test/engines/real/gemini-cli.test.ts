@@ -1,9 +1,16 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PATH, cliRunnable, dataOf, runCli, type Run } from './cli-harness.js';
+import {
+  PATH,
+  dataOf,
+  explain,
+  gitStatus,
+  makeSandbox,
+  probeCli,
+  runCli,
+  type Run,
+} from './cli-harness.js';
 import { estimateCostUsd } from '../../../src/core/index.js';
 import { gemini } from '../../../src/engines/gemini.js';
 import type { EngineCommand } from '../../../src/engines/index.js';
@@ -22,13 +29,7 @@ import {
  * in a temporary git repository, and its stdout goes through our parser.
  */
 
-const probe = cliRunnable(gemini);
-if (!probe.ok) {
-  console.warn(
-    `Real Gemini CLI tests skipped: \`gemini --version\` failed (${probe.why}). ` +
-      'Run `npm install` (dev dependency @google/gemini-cli).',
-  );
-}
+const probe = probeCli(gemini, 'Gemini CLI', 'dev dependency @google/gemini-cli');
 
 const MODEL = 'gemini-2.5-flash';
 
@@ -69,25 +70,6 @@ function runGemini(
   });
 }
 
-function git(cwd: string, ...args: string[]): void {
-  const r = spawnSync(
-    'git',
-    ['-c', 'user.name=Fleet Test', '-c', 'user.email=fleet@example.invalid', ...args],
-    { cwd, encoding: 'utf8' },
-  );
-  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
-}
-
-/** `git status --porcelain`, trimmed. */
-function gitStatus(cwd: string): string {
-  return spawnSync('git', ['status', '--porcelain'], { cwd, encoding: 'utf8' }).stdout.trim();
-}
-
-/** Explains a failed run: the CLI's stderr and its last lines. */
-function explain(run: Run): string {
-  return `exit ${run.code} signal ${run.signal} timedOut ${run.timedOut}\nstderr: ${run.stderr}\nlast stdout lines:\n${run.lines.slice(-5).join('\n')}`;
-}
-
 describe.skipIf(!probe.ok)(
   `Gemini CLI (real binary${probe.ok ? ` ${probe.version}` : ''}, scripted Gemini API)`,
   () => {
@@ -98,14 +80,9 @@ describe.skipIf(!probe.ok)(
     let server: GeminiServer | undefined;
 
     beforeEach(() => {
-      root = mkdtempSync(join(tmpdir(), 'fleet-gemini-real-'));
-      worktree = join(root, 'worktree');
-      home = join(root, 'home');
-      tmp = join(root, 'tmp');
-      for (const dir of [worktree, join(home, '.gemini'), tmp]) mkdirSync(dir, { recursive: true });
+      ({ root, worktree, home, tmp } = makeSandbox('fleet-gemini-real-'));
+      mkdirSync(join(home, '.gemini'));
       writeFileSync(join(home, '.gemini', 'settings.json'), JSON.stringify(SETTINGS));
-      git(worktree, 'init', '-q', '-b', 'main');
-      git(worktree, 'commit', '-q', '--allow-empty', '-m', 'initial');
     });
 
     afterEach(async () => {

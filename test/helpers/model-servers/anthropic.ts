@@ -6,6 +6,10 @@ import {
   listenLoopback,
   parseBody,
   readBody,
+  type ScriptedRequest,
+  type ScriptedServer,
+  scriptedServer,
+  scriptPlayer,
   sendEvents,
   sendJson,
 } from './http.js';
@@ -57,36 +61,19 @@ export const SCRIPT_USAGE = {
   output_tokens: 50,
 } as const;
 
-export interface RecordedRequest {
-  method: string;
-  url: string;
+export interface RecordedRequest extends ScriptedRequest {
   headers: {
     userAgent?: string;
     anthropicBeta?: string;
     anthropicVersion?: string;
     apiKeySet: boolean;
   };
-  /** The body parsed as JSON, or the raw text when it is not JSON (undefined when empty). */
-  body: unknown;
-  /** What the server did with it. */
   handled: 'head' | 'turn' | 'overrun' | 'side-query' | 'count-tokens' | 'other';
-  /** For `turn`: the index of the script turn played. */
-  turn?: number;
 }
 
-export interface AnthropicServer {
+export interface AnthropicServer extends ScriptedServer<RecordedRequest> {
   /** `http://127.0.0.1:PORT`, for `ANTHROPIC_BASE_URL`. */
   url: string;
-  port: number;
-  /** Every request received, in order. */
-  requests: RecordedRequest[];
-  /** The requests that played a script turn (or an overrun), in order. */
-  turnRequests(): RecordedRequest[];
-  /** How many script turns were played. */
-  readonly turnsPlayed: number;
-  /** Streaming requests answered after the script ran out. */
-  readonly overruns: number;
-  close(): Promise<void>;
 }
 
 /** The SSE events of one model turn. */
@@ -170,8 +157,8 @@ function turnEvents(blocks: ScriptBlock[], turn: number, messageId: string, mode
 /** Starts the server on 127.0.0.1 with an OS-chosen port. */
 export async function startAnthropicServer(script: Script): Promise<AnthropicServer> {
   const requests: RecordedRequest[] = [];
-  let played = 0;
-  let overruns = 0;
+  const over: ScriptBlock[] = [{ type: 'text', text: 'The script has no more turns.' }];
+  const player = scriptPlayer(script, over);
   let messages = 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -222,40 +209,18 @@ export async function startAnthropicServer(script: Script): Promise<AnthropicSer
         });
         return;
       }
-      const turn = played;
-      const blocks = script[turn];
-      if (blocks === undefined) {
-        recorded.handled = 'overrun';
-        overruns++;
-        const over = [{ type: 'text' as const, text: 'The script has no more turns.' }];
-        sendEvents(res, turnEvents(over, turn, messageId, model));
-        return;
-      }
-      played++;
-      recorded.handled = 'turn';
-      recorded.turn = turn;
+      const { turn, content: blocks } = player.next(recorded);
       sendEvents(res, turnEvents(blocks, turn, messageId, model));
       return;
     }
     sendJson(res, 200, {});
   }
 
-  const { port, close } = await listenLoopback(handle, (err) => ({
+  const listening = await listenLoopback(handle, (err) => ({
     type: 'error',
     error: { message: String(err) },
   }));
-
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    requests,
-    turnRequests: () => requests.filter((r) => r.handled === 'turn' || r.handled === 'overrun'),
-    get turnsPlayed() {
-      return played;
-    },
-    get overruns() {
-      return overruns;
-    },
-    close,
-  };
+  return Object.assign(scriptedServer(requests, player, listening), {
+    url: `http://127.0.0.1:${listening.port}`,
+  });
 }

@@ -6,6 +6,10 @@ import {
   listenLoopback,
   parseBody,
   readBody,
+  type ScriptedRequest,
+  type ScriptedServer,
+  scriptedServer,
+  scriptPlayer,
   sendJson,
 } from './http.js';
 
@@ -58,31 +62,14 @@ export const SCRIPT_USAGE = {
   totalTokenCount: 1070,
 } as const;
 
-export interface RecordedRequest {
-  method: string;
-  url: string;
+export interface RecordedRequest extends ScriptedRequest {
   headers: { userAgent?: string; apiKey?: string; apiClient?: string };
-  /** The body parsed as JSON, or the raw text when it is not JSON (undefined when empty). */
-  body: unknown;
-  /** What the server did with it. */
   handled: 'turn' | 'overrun' | 'other';
-  /** For `turn`: the index of the script turn played. */
-  turn?: number;
 }
 
-export interface GeminiServer {
+export interface GeminiServer extends ScriptedServer<RecordedRequest> {
   /** `http://127.0.0.1:PORT`, for `GOOGLE_GEMINI_BASE_URL` (the client adds `/v1beta/…`). */
   baseUrl: string;
-  port: number;
-  /** Every request received, in order. */
-  requests: RecordedRequest[];
-  /** The requests that played a script turn (or an overrun), in order. */
-  turnRequests(): RecordedRequest[];
-  /** How many script turns were played. */
-  readonly turnsPlayed: number;
-  /** Requests answered after the script ran out. */
-  readonly overruns: number;
-  close(): Promise<void>;
 }
 
 /** `/v1beta/models/MODEL:streamGenerateContent` → MODEL; undefined for any other path. */
@@ -144,8 +131,8 @@ function record(req: IncomingMessage, body: unknown): RecordedRequest {
 /** Starts the server on 127.0.0.1 with an OS-chosen port. */
 export async function startGeminiServer(script: Script): Promise<GeminiServer> {
   const requests: RecordedRequest[] = [];
-  let played = 0;
-  let overruns = 0;
+  const over: ScriptPart[] = [{ type: 'text', text: 'The script has no more turns.' }];
+  const player = scriptPlayer(script, over);
   let responses = 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -159,38 +146,16 @@ export async function startGeminiServer(script: Script): Promise<GeminiServer> {
       return;
     }
     const responseId = `resp_script_${++responses}`;
-    const turn = played;
-    const parts = script[turn];
-    if (parts === undefined) {
-      recorded.handled = 'overrun';
-      overruns++;
-      const over: ScriptPart[] = [{ type: 'text', text: 'The script has no more turns.' }];
-      sendChunks(res, turnChunks(over, model, responseId));
-      return;
-    }
-    played++;
-    recorded.handled = 'turn';
-    recorded.turn = turn;
+    const { content: parts } = player.next(recorded);
     sendChunks(res, turnChunks(parts, model, responseId));
   }
 
-  const { port, close } = await listenLoopback(handle, (err) => ({
+  const listening = await listenLoopback(handle, (err) => ({
     error: { code: 400, message: String(err), status: 'INVALID_ARGUMENT' },
   }));
-
-  return {
-    baseUrl: `http://127.0.0.1:${port}`,
-    port,
-    requests,
-    turnRequests: () => requests.filter((r) => r.handled === 'turn' || r.handled === 'overrun'),
-    get turnsPlayed() {
-      return played;
-    },
-    get overruns() {
-      return overruns;
-    },
-    close,
-  };
+  return Object.assign(scriptedServer(requests, player, listening), {
+    baseUrl: `http://127.0.0.1:${listening.port}`,
+  });
 }
 
 /** The `parts` of every `contents` entry of a recorded request body, in order. */

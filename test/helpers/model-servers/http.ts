@@ -84,3 +84,80 @@ export async function listenLoopback(
       }),
   };
 }
+
+/** What every scripted server records of a request (each adds the headers it cares about). */
+export interface ScriptedRequest {
+  method: string;
+  url: string;
+  /** The body parsed as JSON, or the raw text when it is not JSON (undefined when empty). */
+  body: unknown;
+  /** What the server did with it. */
+  handled: string;
+  /** For `turn`: the index of the script turn played. */
+  turn?: number;
+}
+
+/** What every scripted server offers a test, beside its URL. */
+export interface ScriptedServer<R extends ScriptedRequest> {
+  port: number;
+  /** Every request received, in order. */
+  requests: R[];
+  /** The requests that played a script turn (or an overrun), in order. */
+  turnRequests(): R[];
+  /** How many script turns were played. */
+  readonly turnsPlayed: number;
+  /** Model requests answered after the script ran out. */
+  readonly overruns: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Plays a script one turn per model request. `next` marks the request `turn` (with its index)
+ * and returns that turn; once the script is played out it marks it `overrun` and returns
+ * `overrunTurn`, so a CLI that asks once more than expected still gets an answer.
+ */
+export function scriptPlayer<T>(script: T[], overrunTurn: T) {
+  let played = 0;
+  let overruns = 0;
+  return {
+    next(recorded: { handled: string; turn?: number }): { turn: number; content: T } {
+      const turn = played;
+      const content = script[turn];
+      if (content === undefined) {
+        recorded.handled = 'overrun';
+        overruns++;
+        return { turn, content: overrunTurn };
+      }
+      played++;
+      recorded.handled = 'turn';
+      recorded.turn = turn;
+      return { turn, content };
+    },
+    get played() {
+      return played;
+    },
+    get overruns() {
+      return overruns;
+    },
+  };
+}
+
+/** The part of a scripted server every one shares, over its `requests` and `player`. */
+export function scriptedServer<R extends ScriptedRequest>(
+  requests: R[],
+  player: { readonly played: number; readonly overruns: number },
+  listening: { port: number; close(): Promise<void> },
+): ScriptedServer<R> {
+  return {
+    port: listening.port,
+    requests,
+    turnRequests: () => requests.filter((r) => r.handled === 'turn' || r.handled === 'overrun'),
+    get turnsPlayed() {
+      return player.played;
+    },
+    get overruns() {
+      return player.overruns;
+    },
+    close: listening.close,
+  };
+}

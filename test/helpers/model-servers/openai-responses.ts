@@ -6,6 +6,10 @@ import {
   listenLoopback,
   parseBody,
   readBody,
+  type ScriptedRequest,
+  type ScriptedServer,
+  scriptedServer,
+  scriptPlayer,
   sendEvents,
   sendJson,
 } from './http.js';
@@ -56,31 +60,14 @@ export const SCRIPT_USAGE = {
   total_tokens: 1050,
 } as const;
 
-export interface RecordedRequest {
-  method: string;
-  url: string;
+export interface RecordedRequest extends ScriptedRequest {
   headers: { userAgent?: string; originator?: string; authorization?: string };
-  /** The body parsed as JSON, or the raw text when it is not JSON (undefined when empty). */
-  body: unknown;
-  /** What the server did with it. */
   handled: 'turn' | 'overrun' | 'other';
-  /** For `turn`: the index of the script turn played. */
-  turn?: number;
 }
 
-export interface OpenAIResponsesServer {
+export interface OpenAIResponsesServer extends ScriptedServer<RecordedRequest> {
   /** `http://127.0.0.1:PORT/v1`, for a provider's `base_url`. */
   baseUrl: string;
-  port: number;
-  /** Every request received, in order. */
-  requests: RecordedRequest[];
-  /** The requests that played a script turn (or an overrun), in order. */
-  turnRequests(): RecordedRequest[];
-  /** How many script turns were played. */
-  readonly turnsPlayed: number;
-  /** Requests answered after the script ran out. */
-  readonly overruns: number;
-  close(): Promise<void>;
 }
 
 /** The finished output item for a script item (without `id` for function calls' call id). */
@@ -163,8 +150,8 @@ function numbered(events: Json[]): Json[] {
 /** Starts the server on 127.0.0.1 with an OS-chosen port. */
 export async function startOpenAIResponsesServer(script: Script): Promise<OpenAIResponsesServer> {
   const requests: RecordedRequest[] = [];
-  let played = 0;
-  let overruns = 0;
+  const over: ScriptItem[] = [{ type: 'message', text: 'The script has no more turns.' }];
+  const player = scriptPlayer(script, over);
   let responses = 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -189,39 +176,17 @@ export async function startOpenAIResponsesServer(script: Script): Promise<OpenAI
     if (req.method === 'POST' && path === '/v1/responses') {
       const model = isRecord(body) && typeof body.model === 'string' ? body.model : 'scripted';
       const responseId = `resp_script_${++responses}`;
-      const turn = played;
-      const items = script[turn];
-      if (items === undefined) {
-        recorded.handled = 'overrun';
-        overruns++;
-        const over: ScriptItem[] = [{ type: 'message', text: 'The script has no more turns.' }];
-        sendEvents(res, numbered(turnEvents(over, turn, responseId, model)));
-        return;
-      }
-      played++;
-      recorded.handled = 'turn';
-      recorded.turn = turn;
+      const { turn, content: items } = player.next(recorded);
       sendEvents(res, numbered(turnEvents(items, turn, responseId, model)));
       return;
     }
     sendJson(res, 404, { error: { message: `not scripted: ${req.method} ${path}` } });
   }
 
-  const { port, close } = await listenLoopback(handle, (err) => ({
+  const listening = await listenLoopback(handle, (err) => ({
     error: { message: String(err) },
   }));
-
-  return {
-    baseUrl: `http://127.0.0.1:${port}/v1`,
-    port,
-    requests,
-    turnRequests: () => requests.filter((r) => r.handled === 'turn' || r.handled === 'overrun'),
-    get turnsPlayed() {
-      return played;
-    },
-    get overruns() {
-      return overruns;
-    },
-    close,
-  };
+  return Object.assign(scriptedServer(requests, player, listening), {
+    baseUrl: `http://127.0.0.1:${listening.port}/v1`,
+  });
 }
