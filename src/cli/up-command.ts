@@ -72,7 +72,7 @@ export function registerUpCommand(
     .option('--host <host>', 'address the server listens on', '127.0.0.1')
     .option('--port <port>', 'port the server listens on; 0 picks a free one', '7070')
     .option('--name <name>', 'the factory’s name (default: the host name)')
-    .option('--seats <n>', 'how many jobs the factory runs at once', '1')
+    .option('--seats <n>', 'how many jobs the factory runs at once', '4')
     .option('--capabilities <list>', 'the factory’s capabilities, comma-separated, e.g. linux,gpu')
     .action(async (options: UpOptions) => {
       await up(options, io, deps());

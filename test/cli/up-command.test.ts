@@ -43,7 +43,7 @@ describe('fleet up', () => {
     expect(up.stdout()).toMatch(
       new RegExp(
         `^Fleet is up: http://127\\.0\\.0\\.1:\\d+ \\(API: /openapi\\.json\\) · credential: ${join(dir, 'credentials.json')} · ` +
-          `factory up-test with 1 seat · stop with Ctrl-C\n$`,
+          `factory up-test with 4 seats · stop with Ctrl-C\n$`,
       ),
     );
     expect(await admin.health()).toMatchObject({ ok: true, store: 'sqlite' });
