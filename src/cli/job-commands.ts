@@ -306,6 +306,8 @@ function renderRun(run: Run, p: Palette): string {
 function nextStep(detail: JobDetail, deps: readonly Job[], ref: string, p: Palette): string {
   const { job } = detail;
   const cmd = (text: string) => p.bold(text);
+  if (job.kind === 'composite')
+    return `a plan, ${job.stage}: its phases, gates and reports are in ${cmd(`fleet plan show ${ref}`)}`;
   switch (job.stage) {
     case 'failed':
     case 'cancelled':

@@ -110,6 +110,35 @@ describe('colour', () => {
 });
 
 describe('the transcript', () => {
+  it('tells a gate: each merge, and the decision with every check', () => {
+    const text = transcript([
+      {
+        type: 'merge',
+        data: { key: 'p/b/a', branch: 'fleet/p/b/a', ok: true, commit: '9250665ef827e39f' },
+      },
+      {
+        type: 'merge',
+        data: { key: 'p/b/c', branch: 'fleet/p/b/c', ok: false, conflicts: ['README.md'] },
+      },
+      {
+        type: 'gate',
+        data: {
+          phase: 'build',
+          decision: 'CONDITIONAL',
+          checks: [
+            { name: 'tests', required: true, exit: 0, passed: true },
+            { name: 'lint', required: false, exit: 1, passed: false },
+          ],
+        },
+      },
+    ]);
+    expect(text).toBe(
+      '✔ merged fleet/p/b/a (9250665ef8)\n' +
+        '✘ merging fleet/p/b/c conflicts in README.md\n' +
+        'gate build: CONDITIONAL — ✔ tests, ✘ lint (optional)\n',
+    );
+  });
+
   it('tells a recorded Claude Code run as text, thinking, tool calls and results', () => {
     const text = transcript(recorded(claudeCode, 'claude/01-main.jsonl'));
     expect(text.split('\n')).toEqual([

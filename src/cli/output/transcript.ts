@@ -102,6 +102,30 @@ const RENDERERS: Record<string, Renderer> = {
     });
     return [...out, d.passed === true ? p.green('verify passed') : p.red('verify failed')];
   },
+  merge: (d, p) => {
+    const branch = str(d.branch) ?? '?';
+    if (d.ok === true)
+      return [
+        `${p.green('✔')} merged ${branch} ${p.dim(`(${(str(d.commit) ?? '').slice(0, 10)})`)}`,
+      ];
+    const files = Array.isArray(d.conflicts) ? (d.conflicts as unknown[]).map(String) : [];
+    return [
+      `${p.red('✘')} merging ${branch} ${files.length > 0 ? `conflicts in ${files.join(', ')}` : 'failed'}`,
+    ];
+  },
+  gate: (d, p) => {
+    const decision = str(d.decision) ?? '?';
+    const paint = decision === 'PASS' ? p.green : decision === 'FAIL' ? p.red : p.yellow;
+    const checks = Array.isArray(d.checks) ? (d.checks as Data[]) : [];
+    const marks = checks.map((c) => {
+      const mark =
+        c.passed === true ? p.green('✔') : c.required === false ? p.yellow('✘') : p.red('✘');
+      return `${mark} ${str(c.name) ?? '?'}${c.required === false ? p.dim(' (optional)') : ''}`;
+    });
+    return [
+      `${p.bold(`gate ${str(d.phase) ?? ''}:`)} ${paint(decision)}${marks.length > 0 ? ` — ${marks.join(', ')}` : ''}`,
+    ];
+  },
   fix_attempt: (d, p) => [
     p.yellow(
       `fix attempt ${String(d.attempt ?? '?')}: the agent is resumed with the failing output`,
