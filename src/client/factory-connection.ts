@@ -209,6 +209,11 @@ export class FactoryConnection {
     return this.send('claim', leaseTtlMs === undefined ? { limit } : { limit, leaseTtlMs });
   }
 
+  /** Tells the server this factory drains: it is handed no new claims from now on. */
+  async drain(): Promise<void> {
+    await this.send('drain', {});
+  }
+
   /** Renews every lease in `leases` in one request; `stale` lists those that are not live. */
   heartbeat(leases: FencedRef[], ttlMs?: number): Promise<HeartbeatResult> {
     return this.send('heartbeat', ttlMs === undefined ? { leases } : { leases, ttlMs });

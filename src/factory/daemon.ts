@@ -151,6 +151,8 @@ class Factory implements DaemonControl {
   private flushing: Promise<void> = Promise.resolve();
   private stopHeartbeats: () => void = () => undefined;
   private shuttingDown: Promise<void> | null = null;
+  /** Set when a shutdown starts (its drain stays local: the factory goes offline anyway). */
+  private stopping = false;
   private wasConnected = false;
 
   constructor(private readonly options: FactoryOptions) {
@@ -275,14 +277,22 @@ class Factory implements DaemonControl {
     return seat.inbox;
   }
 
-  drain(): Promise<void> {
-    if (!this.draining) this.log.info({}, 'draining: no new claims');
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.log.info({}, 'draining: no new claims');
     this.draining = true;
     clearInterval(this.pollTimer);
-    return Promise.resolve();
+    // The server hears it too (the factory's status, and no claims for a reconnect); a factory
+    // that is offline just stops claiming. A shutdown needs no drain on the server: it goes
+    // offline.
+    if (!this.stopping)
+      await this.connection.drain().catch((err: unknown) => {
+        this.log.warn({ err }, 'could not tell the server about the drain; claiming stops here');
+      });
   }
 
   shutdown(deadlineMs: number): Promise<void> {
+    this.stopping = true;
     this.shuttingDown ??= this.doShutdown(deadlineMs);
     return this.shuttingDown;
   }

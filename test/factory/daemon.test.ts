@@ -133,6 +133,18 @@ describe('factory daemon', () => {
     expect(await git(f.repo, ['log', '-1', '--format=%s', 'fleet/c1'])).toMatch(/WIP c1/);
   });
 
+  it('a drain (as from its local socket) reaches the server: no claims, status draining', async () => {
+    const f = await setup();
+    const factories = await f.operator.listFactories();
+    expect(factories.map((x) => x.status)).toEqual(['online']);
+    await f.factory.drain();
+    expect(f.factory.status()).toMatchObject({ draining: true });
+    expect((await f.operator.listFactories()).map((x) => x.status)).toEqual(['draining']);
+    const id = await f.submit({ bodyMd: 'true', key: 'd1' });
+    await new Promise((r) => setTimeout(r, 600)); // three polls' worth
+    expect((await f.job(id)).stage).toBe('queued');
+  });
+
   it('on shutdown, stops the runs past the deadline and requeues them with a checkpoint', async () => {
     const f = await setup();
     const id = await f.submit({ bodyMd: 'echo wip > wip.txt; sleep 30', key: 's1' });

@@ -82,6 +82,28 @@ describeStores('factory protocol: drain', (kind) => {
   });
 });
 
+describeStores('factory protocol: a factory drains itself', (kind) => {
+  it('a drain request marks it draining; it is then handed no claims', async () => {
+    const { connect, submit, store } = await setup(kind);
+    const { f: control, factoryId } = await connect('control');
+    const { f: events } = await connect('events');
+    await submit(1);
+    const wrong = await events.request({ type: 'drain' });
+    expect(wrong.error).toMatchObject({ code: 'wrong_lane' });
+    expect((await store.getFactory('acme', factoryId))?.status).toBe('online');
+
+    expect((await control.request({ type: 'drain' })).result).toEqual({ status: 'draining' });
+    expect((await store.getFactory('acme', factoryId))?.status).toBe('draining');
+    // Again is fine.
+    expect((await control.request({ type: 'drain' })).result).toEqual({ status: 'draining' });
+    expect((await control.request({ type: 'claim', limit: 1 })).result).toEqual({
+      assignments: [],
+    });
+    control.close();
+    events.close();
+  });
+});
+
 describeStores('factory protocol: exactly-once events', (kind) => {
   it('skips what is already stored of a batch sent again with its local number', async () => {
     const { connect, submit, store } = await setup(kind);

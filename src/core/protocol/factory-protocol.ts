@@ -61,6 +61,8 @@ export const FactoryRequest = z.discriminatedUnion('type', [
       .max(24 * 3_600_000)
       .optional(),
   }),
+  /** The factory drains itself (e.g. `drain` over its local socket): no new claims from now. */
+  req('drain', {}),
   /** One heartbeat renews every lease the factory holds. */
   req('heartbeat', {
     leases: z.array(FencedRefSchema).max(10_000),
@@ -125,6 +127,7 @@ export const FactoryResults = {
   }),
   reconcile: z.object({ valid: z.array(FencedRefSchema), stale: z.array(FencedRefSchema) }),
   claim: z.object({ assignments: z.array(z.object({ job: Job, run: Run, lease: Lease })) }),
+  drain: z.object({ status: z.literal('draining') }),
   heartbeat: z.object({
     renewed: z.array(Lease),
     stale: z.array(FencedRefSchema.extend({ code: z.string() })),

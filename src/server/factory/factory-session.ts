@@ -16,6 +16,7 @@ import {
 import type { FencedRef, Store } from '../../store/index.js';
 import { toErrorResponse } from '../api-errors.js';
 import type { EventHub } from '../event-hub.js';
+import { drainFactory } from './drain.js';
 import type { FactoryEntry, FactoryRegistry } from './factory-registry.js';
 
 export interface SessionContext {
@@ -35,6 +36,7 @@ const LANE_OF: Record<FactoryRequestType, Lane | 'both'> = {
   events: 'events',
   reconcile: 'control',
   claim: 'control',
+  drain: 'control',
   heartbeat: 'control',
   start: 'control',
   verify: 'control',
@@ -142,6 +144,10 @@ export class FactorySession {
           hub.publish(a.job.id);
         }
         return { assignments };
+      }
+      case 'drain': {
+        await drainFactory(store, this.ctx.tenants[0]!, entry.factoryId);
+        return { status: 'draining' };
       }
       case 'heartbeat': {
         const outcomes = await store.renewMany(r.leases, r.ttlMs ?? this.ctx.leaseTtlMs);

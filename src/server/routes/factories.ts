@@ -7,13 +7,11 @@ import {
   FactoryResponse,
 } from '../../core/index.js';
 import { requestTenant, requireRole } from '../auth.js';
+import { drainFactory } from '../factory/drain.js';
 import type { ServerContext } from '../server-context.js';
 import { ERROR_RESPONSES, IdParams, TenantQuery } from './common.js';
 
 const errors = ERROR_RESPONSES;
-
-/** Tries of the read-then-write drain before a busy factory's rev churn becomes a 409. */
-const DRAIN_TRIES = 3;
 
 /** `/v1/factories`: the hosts serving the caller's tenant, and draining one. */
 export async function factoryRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
@@ -44,22 +42,8 @@ export async function factoryRoutes(app: FastifyInstance, ctx: ServerContext): P
         response: { 200: FactoryResponse, ...errors },
       },
     },
-    async (request) => {
-      const tenant = requestTenant(request);
-      const id = request.params.id;
-      for (let attempt = 1; ; attempt++) {
-        const factory = await store.getFactory(tenant, id);
-        if (factory === null) throw new NotFoundError('factory', id);
-        if (factory.status === 'draining') return { factory };
-        try {
-          return {
-            factory: await store.updateFactory(tenant, id, factory.rev, { status: 'draining' }),
-          };
-        } catch (err) {
-          // A heartbeat bumped the rev between the read and the write: read again.
-          if (!(err instanceof ConflictError) || attempt >= DRAIN_TRIES) throw err;
-        }
-      }
-    },
+    async (request) => ({
+      factory: await drainFactory(store, requestTenant(request), request.params.id),
+    }),
   );
 }
