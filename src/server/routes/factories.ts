@@ -1,11 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import {
-  ConflictError,
-  NotFoundError,
-  FactoryListResponse,
-  FactoryResponse,
-} from '../../core/index.js';
+import { FactoryListResponse, FactoryResponse } from '../../core/index.js';
 import { requestTenant, requireRole } from '../auth.js';
 import { drainFactory } from '../factory/drain.js';
 import type { ServerContext } from '../server-context.js';
