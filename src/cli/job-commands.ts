@@ -8,6 +8,7 @@ import {
   type Run,
   formatDuration,
   isTerminal,
+  PlanState,
 } from '../core/index.js';
 import { CliError } from './cli-error.js';
 import type { CliIo } from './io.js';
@@ -144,9 +145,9 @@ async function list(o: LsOptions, io: CliIo): Promise<void> {
   const rows = details.map(({ job, runs, insights }) => [
     job.id,
     job.key ?? p.dim('-'),
-    paintStage(p, job.stage) + (job.stageReason === null ? '' : p.dim(` (${job.stageReason})`)),
+    stageCell(job, p),
     job.engine,
-    `${job.attempts}/${job.maxAttempts}`,
+    job.kind === 'composite' ? '-' : `${job.attempts}/${job.maxAttempts}`,
     relativeTime(job.createdAt, now),
     elapsedOf(job, runs, now),
     runs.some((r) => r.insights.costUsd !== undefined) ? formatCost(insights.costUsd) : '-',
@@ -155,6 +156,25 @@ async function list(o: LsOptions, io: CliIo): Promise<void> {
   const limit = o.limit ?? DEFAULT_LIMIT;
   if (!o.all && jobs.length === limit)
     io.err(p.dim(`showing the newest ${limit}; --limit N or --all for more\n`));
+}
+
+/**
+ * A job's stage and why. A plan (never claimed, so `queued` while it runs) shows the phase it
+ * is in instead: `running (phase 1/2 build)`, `waiting (phase 2/2 ship: approval)`.
+ */
+function stageCell(job: Job, p: Palette): string {
+  const why = job.stageReason === null ? '' : p.dim(` (${job.stageReason})`);
+  const state = PlanState.safeParse((job.manifest as { plan?: unknown }).plan);
+  if (job.kind !== 'composite' || isTerminal(job.stage) || !state.success)
+    return paintStage(p, job.stage) + why;
+  const phases = state.data.phases;
+  const at = phases.findIndex((ph) => ph.status === 'running' || ph.status === 'awaiting_approval');
+  const phase = phases[at];
+  if (phase === undefined) return paintStage(p, job.stage) + why;
+  const where = `phase ${at + 1}/${phases.length} ${phase.name}`;
+  return phase.status === 'awaiting_approval'
+    ? `${p.yellow('waiting')} ${p.dim(`(${where}: approval)`)}`
+    : `${paintStage(p, 'running')} ${p.dim(`(${where})`)}`;
 }
 
 async function readJobs(client: FleetClient, o: LsOptions): Promise<Job[]> {

@@ -323,6 +323,11 @@ describe('fleet submit, plan ls|show, cancel against fleet serve + fleet factory
         (await showPlan(id)).jobs.find((j) => j.key === 'slow/wait/nap')?.stage === 'running',
       20_000,
     );
+    // A plan is never claimed: `fleet ls` shows the phase it is in rather than `queued`.
+    const listed = await cli(['ls']);
+    expect(listed.stdout).toMatch(
+      new RegExp(`^${id}\\s+slow\\s+running \\(phase 1/2 wait\\)\\s+plan\\s+-\\s`, 'm'),
+    );
     const cancel = await cli(['cancel', id]);
     expect(cancel.stderr).toBe('');
     expect(cancel.code).toBe(0);
