@@ -302,6 +302,12 @@ async function writeReport(
   byKey: ReadonlyMap<string, Job>,
 ): Promise<string> {
   const phase = state.phases[index]!;
+  const name = `phase-${index + 1}-${phase.name}.md`;
+  // A step that lost the race to record its state may have written the report already.
+  const written = (await ctx.store.listArtifacts(tenant, plan.id)).find(
+    (a) => a.kind === 'report' && a.name === name,
+  );
+  if (written !== undefined) return written.id;
   const withRuns = async (job: Job): Promise<ReportJob> => ({
     job,
     runs: await ctx.store.listRuns(tenant, job.id),
@@ -323,7 +329,7 @@ async function writeReport(
     plan.id,
     {
       kind: 'report',
-      name: `phase-${index + 1}-${phase.name}.md`,
+      name,
       mediaType: 'text/markdown; charset=utf-8',
     },
     new TextEncoder().encode(text),
