@@ -9,6 +9,7 @@ import {
   formatDuration,
   isTerminal,
   PlanState,
+  openPhaseIndex,
 } from '../core/index.js';
 import { CliError } from './cli-error.js';
 import type { CliIo } from './io.js';
@@ -168,7 +169,7 @@ function stageCell(job: Job, p: Palette): string {
   if (job.kind !== 'composite' || isTerminal(job.stage) || !state.success)
     return paintStage(p, job.stage) + why;
   const phases = state.data.phases;
-  const at = phases.findIndex((ph) => ph.status === 'running' || ph.status === 'awaiting_approval');
+  const at = openPhaseIndex(state.data);
   const phase = phases[at];
   if (phase === undefined) return paintStage(p, job.stage) + why;
   const where = `phase ${at + 1}/${phases.length} ${phase.name}`;

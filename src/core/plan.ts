@@ -170,6 +170,11 @@ export interface PlanStep {
 const OPEN: readonly PhaseStatus[] = ['running', 'awaiting_approval'];
 const TERMINAL_JOB: readonly JobStage[] = ['succeeded', 'failed', 'cancelled'];
 
+/** The phase a plan is in (running, or waiting for approval); -1 once it has ended. */
+export function openPhaseIndex(state: PlanState): number {
+  return state.phases.findIndex((p) => OPEN.includes(p.status));
+}
+
 /**
  * One step of a plan, level-triggered: from the plan's state, its jobs and the decision of each
  * finished gate, the next state and the effects that make the jobs agree with it. Running it
@@ -185,7 +190,7 @@ export function reconcilePlan(
 ): PlanStep {
   const next = structuredClone(state);
   const effects: PlanEffect[] = [];
-  const index = next.phases.findIndex((p) => OPEN.includes(p.status));
+  const index = openPhaseIndex(next);
   if (index >= 0) next.phases[index]!.startedAt ??= now;
   if (index >= 0 && next.phases[index]!.status === 'running') {
     const phase = next.phases[index]!;
@@ -255,7 +260,7 @@ export function planOutcome(
 function awaiting(state: PlanState, verb: string): number {
   const index = state.phases.findIndex((p) => p.status === 'awaiting_approval');
   if (index < 0) {
-    const open = state.phases.find((p) => OPEN.includes(p.status));
+    const open = state.phases[openPhaseIndex(state)];
     throw new PlanNotAwaitingError(
       state.name,
       verb,
