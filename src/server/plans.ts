@@ -9,6 +9,7 @@ import {
   approvePlan,
   cancelPlanState,
   isTerminal,
+  openPhaseIndex,
   reconcilePlan,
   rejectPlan,
   renderPhaseReport,
@@ -66,15 +67,14 @@ export async function advancePlan(ctx: PlanContext, tenant: string, id: string):
   const children = await childrenOf(store, tenant, id);
   const byKey = new Map<string, Job>();
   for (const j of children) if (j.key !== null) byKey.set(j.key, j);
-  const decisions = new Map<string, GateDecision | null>();
-  for (const phase of parsed.data.phases) {
-    const gate = byKey.get(phase.gate);
-    if (gate?.stage === 'succeeded') decisions.set(phase.gate, await gateDecision(store, gate));
-  }
+  // Only the open phase's gate is decided on; earlier gates' decisions are in the state already.
+  const open = parsed.data.phases[openPhaseIndex(parsed.data)];
+  const gate = open?.status === 'running' ? byKey.get(open.gate) : undefined;
+  const decision = gate?.stage === 'succeeded' ? await gateDecision(store, gate) : null;
   const step = reconcilePlan(
     parsed.data,
     new Map([...byKey].map(([k, j]) => [k, view(j)])),
-    (key) => decisions.get(key) ?? null,
+    (key) => (key === gate?.key ? decision : null),
     ctx.clock(),
   );
   let changed = step.changed;
