@@ -247,7 +247,12 @@ describe('agent guard: exit status and output pass through', () => {
     });
     let printed = '';
     guard.stdout!.on('data', (c: Buffer) => (printed += c.toString()));
+    // 'exit' can come before the pipes are read to the end: wait for stdout's end as well, and
+    // for the watcher's message (its pipe stays open while the watcher lives).
+    const stdoutEnded = new Promise((r) => guard.stdout!.on('end', r));
     const code = await new Promise<number | null>((r) => guard.on('exit', (c) => r(c)));
+    await stdoutEnded;
+    await waitFor(async () => messages.length > 0, 2000);
     expect(code).toBe(3);
     expect(Number(printed.trim())).toBe(guard.pid);
     expect(messages).toEqual([{ type: 'watching', pid: expect.any(Number) as number }]);
