@@ -13,5 +13,6 @@ export { ENGINES, ENGINE_NAMES, engineFor, type EngineName } from './registry.js
 export { claudeCode } from './claude-code.js';
 export { codex } from './codex.js';
 export { gemini } from './gemini.js';
+export { pi, createPiParser, PI_READ_ONLY_TOOLS } from './pi.js';
 export { shell, shellStderrEvent } from './shell.js';
 export { probeEngine, which, type EngineProbe } from './probe.js';

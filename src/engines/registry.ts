@@ -3,17 +3,18 @@ import { claudeCode } from './claude-code.js';
 import { codex } from './codex.js';
 import type { Engine } from './engine.js';
 import { gemini } from './gemini.js';
+import { pi } from './pi.js';
 import { shell } from './shell.js';
 
 /**
- * The engines a job can name, by name. Pi (`@mariozechner/pi-coding-agent`) is left out: its
- * output has not been observed on this machine yet, and an adapter written blind would misreport
- * runs. `engineFor('pi')` says so.
+ * The engines a job can name, by name: Claude Code, Codex, Gemini CLI and Pi, each observed
+ * against its real CLI (`docs/engines-pi.md` for Pi), and the shell.
  */
 export const ENGINES = {
   'claude-code': claudeCode,
   codex,
   gemini,
+  pi,
   shell,
 } as const satisfies Record<string, Engine>;
 
@@ -32,9 +33,7 @@ export const ENGINE_NAMES = (Object.keys(ENGINES) as EngineName[]).sort();
 export function engineFor(name: string): Engine {
   if (Object.hasOwn(ENGINES, name)) return ENGINES[name as EngineName];
   const known = ENGINE_NAMES.join(', ');
-  const why =
-    name === 'pi'
-      ? 'engine "pi" is not supported yet (its output has not been observed)'
-      : `no engine is named ${JSON.stringify(name)}`;
-  throw new InvalidInputError('engine', [{ path: '', message: `${why}; known engines: ${known}` }]);
+  throw new InvalidInputError('engine', [
+    { path: '', message: `no engine is named ${JSON.stringify(name)}; known engines: ${known}` },
+  ]);
 }

@@ -15,6 +15,8 @@ it('fleet engines check reports found, version and what is wrong', async () => {
   fakeBin(bin, 'claude', 'echo "2.1.197 (Claude Code)"');
   fakeBin(bin, 'codex', 'echo "codex: broken install" >&2; exit 3');
   fakeBin(bin, 'bash', 'echo "GNU bash, version 5.2.15"');
+  // pi prints its version on stderr.
+  fakeBin(bin, 'pi', 'echo "0.73.1" >&2');
   // gemini is absent. The PATH holds only the fake binaries (and sh for their shebang).
   const env = { PATH: `${bin}:/bin` };
   const human = await runFleet(['engines', 'check'], env);
@@ -22,6 +24,7 @@ it('fleet engines check reports found, version and what is wrong', async () => {
   expect(human.stdout).toContain(`claude-code  ok  2.1.197 (Claude Code) (${join(bin, 'claude')})`);
   expect(human.stdout).toMatch(/codex\s+--\s+.*codex --version failed: codex: broken install/);
   expect(human.stdout).toMatch(/gemini\s+--\s+gemini is not on PATH/);
+  expect(human.stdout).toContain(`pi           ok  0.73.1 (${join(bin, 'pi')})`);
   expect(human.stdout).toContain('shell        ok  GNU bash, version 5.2.15');
   const json = await runFleet(['engines', 'check', '--json'], env);
   const probes = JSON.parse(json.stdout) as { engine: string; problem: string | null }[];
@@ -29,6 +32,7 @@ it('fleet engines check reports found, version and what is wrong', async () => {
     ['claude-code', true],
     ['codex', false],
     ['gemini', false],
+    ['pi', true],
     ['shell', true],
   ]);
 });

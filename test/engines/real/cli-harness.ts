@@ -37,7 +37,8 @@ export function cliRunnable(
   rmSync(home, { recursive: true, force: true });
   if (r.error) return { ok: false, why: r.error.message };
   if (r.status !== 0) return { ok: false, why: `exit ${r.status}: ${r.stderr.trim()}` };
-  return { ok: true, version: r.stdout.trim() };
+  // Pi prints its version on stderr (its non-interactive modes keep stdout for JSON).
+  return { ok: true, version: r.stdout.trim() || r.stderr.trim() };
 }
 
 /**
