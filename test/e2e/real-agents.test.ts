@@ -1,25 +1,30 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { estimateCostUsd, type Run } from '../../src/core/index.js';
 import { claudeCode } from '../../src/engines/claude-code.js';
 import { codex } from '../../src/engines/codex.js';
 import { gemini } from '../../src/engines/gemini.js';
-import type { Engine } from '../../src/engines/index.js';
+import { pi } from '../../src/engines/pi.js';
 import { listen, type ListeningServer } from '../client/helpers.js';
+import { PATH, probeCli } from '../engines/real/cli-harness.js';
 import { cleanup, makeRepo, show, tempDir } from '../factory/fixtures.js';
-import { launchFleet, root, until } from '../helpers/fleet-process.js';
+import { launchFleet, until } from '../helpers/fleet-process.js';
 import {
   SCRIPT_USAGE as ANTHROPIC_USAGE,
   startAnthropicServer,
 } from '../helpers/model-servers/anthropic.js';
 import {
   SCRIPT_USAGE as GEMINI_USAGE,
+  toolNames as geminiToolNames,
   startGeminiServer,
 } from '../helpers/model-servers/gemini.js';
+import {
+  SCRIPT_USAGE as CHAT_USAGE,
+  messagesSent,
+  startOpenAIChatServer,
+  toolNames as chatToolNames,
+} from '../helpers/model-servers/openai-chat.js';
 import {
   SCRIPT_USAGE as RESPONSES_USAGE,
   startOpenAIResponsesServer,
@@ -27,60 +32,42 @@ import {
 import { STORES } from '../helpers/stores.js';
 
 /**
- * Issue 4's end to end: a job with `engine: claude-code` (then `codex`) submitted to a real
- * server, claimed by the real `fleet factory` child process, which runs the real agent CLI (the
- * dev dependency) in a worktree against a scripted model server on 127.0.0.1. The job ends
- * `succeeded` with the agent's edit committed on its branch and tokens/cost in the run's insights.
+ * Issue 4's end to end: a job with `engine: claude-code` (then `codex`, `gemini`, `pi`) submitted
+ * to a real server, claimed by the real `fleet factory` child process, which runs the real agent
+ * CLI (the dev dependency) in a worktree against a scripted model server on 127.0.0.1. The job
+ * ends `succeeded` with the agent's edit committed on its branch and tokens/cost in the run's
+ * insights.
  *
- * Everything the CLI needs (base URL, key, a temporary HOME / CODEX_HOME) is in the factory's
- * environment: the runner passes the factory's environment through to its agents.
+ * Everything the CLI needs (base URL, key, a temporary HOME / CODEX_HOME / PI_CODING_AGENT_DIR)
+ * is in the factory's environment: the runner passes the factory's environment through to its
+ * agents.
  */
 
 const sqlite = STORES.find((k) => k.name === 'sqlite')!;
-const BIN = join(root, 'node_modules', '.bin');
-const PATH = [BIN, process.env.PATH ?? ''].join(delimiter);
 const CONTENT = 'hello from the scripted model\n';
 
-/** Whether `<binary> --version` runs; the reason when it does not. */
-function runnable(engine: Engine): { ok: true; version: string } | { ok: false; why: string } {
-  const home = mkdtempSync(join(tmpdir(), `fleet-${engine.name}-version-`));
-  const r = spawnSync(engine.binary, engine.versionArgs, {
-    env: { PATH, HOME: home, CODEX_HOME: home },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  rmSync(home, { recursive: true, force: true });
-  if (r.error) return { ok: false, why: r.error.message };
-  if (r.status !== 0) return { ok: false, why: `exit ${r.status}: ${r.stderr.trim()}` };
-  return { ok: true, version: r.stdout.trim() };
-}
-
-const claudeProbe = runnable(claudeCode);
-const codexProbe = runnable(codex);
-const geminiProbe = runnable(gemini);
-if (!geminiProbe.ok)
-  console.warn(
-    `Real Gemini CLI factory e2e skipped: \`gemini --version\` failed (${geminiProbe.why}). ` +
-      'Run `npm install` (dev dependency @google/gemini-cli).',
-  );
-for (const [name, probe, pkg] of [
-  ['Claude Code', claudeProbe, '@anthropic-ai/claude-code'],
-  ['Codex', codexProbe, '@openai/codex'],
-] as const) {
-  if (!probe.ok)
-    console.warn(
-      `Real ${name} factory e2e skipped: \`${name === 'Codex' ? 'codex' : 'claude'} --version\` ` +
-        `failed (${probe.why}). Run \`npm install\` (dev dependency ${pkg} and its platform package).`,
-    );
-}
+// Each CLI is probed once with a throwaway HOME; a missing one skips its case with a warning
+// naming the dev dependency to install.
+const claudeProbe = probeCli(
+  claudeCode,
+  'Claude Code factory e2e',
+  'dev dependency @anthropic-ai/claude-code and its platform package',
+);
+const codexProbe = probeCli(
+  codex,
+  'Codex factory e2e',
+  'dev dependency @openai/codex and its platform package',
+  ['CODEX_HOME'],
+);
+const geminiProbe = probeCli(gemini, 'Gemini CLI factory e2e', 'dev dependency @google/gemini-cli');
+const piProbe = probeCli(pi, 'Pi factory e2e', 'dev dependency @mariozechner/pi-coding-agent');
 
 /** The parent's environment without anything that could point an agent elsewhere. */
 function baseEnv(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v === undefined) continue;
-    if (/^(FLEET_|ANTHROPIC_|CLAUDE|OPENAI_|CODEX_|GEMINI_|GOOGLE_)/.test(k)) continue;
+    if (/^(FLEET_|ANTHROPIC_|CLAUDE|OPENAI_|CODEX_|GEMINI_|GOOGLE_|PI_)/.test(k)) continue;
     out[k] = v;
   }
   return out;
@@ -178,6 +165,24 @@ async function runThroughFactory(
   return { id, runs, events: stored, explain };
 }
 
+/**
+ * Asserts that the job's events hold `expected` types in this order (other events may come
+ * between them): the agent's session, its tool call and that call's result, its final result,
+ * then the factory's commit.
+ */
+function expectInOrder(events: { type: string }[], expected: string[], explain: string): void {
+  const types = events.map((e) => e.type);
+  let from = 0;
+  for (const t of expected) {
+    const at = types.indexOf(t, from);
+    expect(
+      at,
+      `no ${t} after index ${from} in ${types.join(', ')}\n${explain}`,
+    ).toBeGreaterThanOrEqual(0);
+    from = at + 1;
+  }
+}
+
 describe('real agents through the real factory', () => {
   it.skipIf(!claudeProbe.ok)(
     `claude-code${claudeProbe.ok ? ` (${claudeProbe.version})` : ''}: the job succeeds with the Write on its branch, tokens and cost recorded`,
@@ -229,10 +234,11 @@ describe('real agents through the real factory', () => {
       });
       expect(runs[0]!.insights.costUsd).toBeGreaterThan(0);
 
-      const types = events.map((e) => e.type);
-      for (const t of ['session', 'tool_call', 'tool_result', 'result', 'commit'])
-        expect(types, await explain()).toContain(t);
-      expect(types.indexOf('tool_call')).toBeLessThan(types.indexOf('tool_result'));
+      expectInOrder(
+        events,
+        ['session', 'tool_call', 'tool_result', 'result', 'commit'],
+        await explain(),
+      );
       const call = events.find((e) => e.type === 'tool_call')!;
       expect(call.data).toMatchObject({ name: 'Write' });
       const result = events.find((e) => e.type === 'tool_result')!;
@@ -319,10 +325,11 @@ describe('real agents through the real factory', () => {
         filesChanged: 1,
       });
 
-      const types = events.map((e) => e.type);
-      for (const t of ['session', 'tool_call', 'tool_result', 'result', 'commit'])
-        expect(types, await explain()).toContain(t);
-      expect(types.indexOf('tool_call')).toBeLessThan(types.indexOf('tool_result'));
+      expectInOrder(
+        events,
+        ['session', 'tool_call', 'tool_result', 'result', 'commit'],
+        await explain(),
+      );
       const call = events.find((e) => e.type === 'tool_call')!;
       expect(call.data).toMatchObject({ name: 'bash' });
       const result = events.find((e) => e.type === 'tool_result')!;
@@ -370,6 +377,15 @@ describe('real agents through the real factory', () => {
       expect(await show(s.repo, 'fleet/gemini-e2e:hello.txt'), await explain()).toBe(CONTENT);
       expect(model.turnsPlayed).toBe(2);
       expect(model.overruns).toBe(0);
+      // The job's model reached the CLI as `-m`: no router-model request came before the turns.
+      const streamed = `POST /v1beta/models/${modelName}:streamGenerateContent?alt=sse turn`;
+      expect(model.requests.map((r) => `${r.method} ${r.url} ${r.handled}`)).toEqual([
+        streamed,
+        streamed,
+      ]);
+      const [first] = model.turnRequests();
+      expect(first?.headers.apiKey).toBe('test-key');
+      expect(geminiToolNames(first?.body)).toContain('write_file');
 
       expect(runs).toHaveLength(1);
       const u = GEMINI_USAGE;
@@ -391,12 +407,147 @@ describe('real agents through the real factory', () => {
         filesChanged: 1,
       });
 
-      const types = events.map((e) => e.type);
-      for (const t of ['session', 'tool_call', 'tool_result', 'usage', 'result', 'commit'])
-        expect(types, await explain()).toContain(t);
-      expect(types.indexOf('tool_call')).toBeLessThan(types.indexOf('tool_result'));
+      expectInOrder(
+        events,
+        ['session', 'tool_call', 'tool_result', 'usage', 'result', 'commit'],
+        await explain(),
+      );
       const call = events.find((e) => e.type === 'tool_call')!;
       expect(call.data).toMatchObject({ name: 'write_file' });
+      const result = events.find((e) => e.type === 'tool_result')!;
+      expect(result.data).toMatchObject({ id: call.data.id, isError: false });
+    },
+  );
+  it.skipIf(!piProbe.ok)(
+    `pi${piProbe.ok ? ` (${piProbe.version})` : ''}: the job succeeds with the write on its branch, tokens and an estimated cost`,
+    { timeout: 60_000 },
+    async () => {
+      const s = await setup();
+      // gpt-4.1 is not one of pi's built-in models: it reaches the scripted server as a model of
+      // a `models.json` provider, given no price there. Pi then prices every request at $0, and
+      // the adapter estimates the cost from Fleet's price table (which knows gpt-4.1) and marks
+      // it estimated.
+      const modelName = 'gpt-4.1';
+      // A relative path, as for Claude Code: pi's write resolves it against its cwd (the job's
+      // worktree, only known once the factory made it).
+      const model = await startOpenAIChatServer([
+        [
+          { type: 'text', text: "I'll create hello.txt." },
+          { type: 'tool_call', name: 'write', arguments: { path: 'hello.txt', content: CONTENT } },
+        ],
+        [{ type: 'text', text: 'done' }],
+      ]);
+      onTestFinished(() => model.close());
+
+      // The provider comes from $PI_CODING_AGENT_DIR/models.json: the factory adds no provider
+      // flags, only `--model provider/id` from the job's manifest. Retries are bounded so a
+      // failing request ends the run in seconds rather than after pi's default backoff.
+      const agentDir = join(s.home, '.pi', 'agent');
+      await mkdir(agentDir, { recursive: true });
+      await writeFile(
+        join(agentDir, 'models.json'),
+        JSON.stringify({
+          providers: {
+            fleet: {
+              baseUrl: model.baseUrl,
+              api: 'openai-completions',
+              apiKey: 'FLEET_TEST_PI_KEY', // the name of the variable holding the key
+              models: [{ id: modelName }],
+            },
+          },
+        }),
+      );
+      await writeFile(
+        join(agentDir, 'settings.json'),
+        JSON.stringify({
+          retry: { enabled: true, maxRetries: 1, baseDelayMs: 50, provider: { maxRetries: 0 } },
+        }),
+      );
+
+      const { runs, events, explain } = await runThroughFactory(
+        s,
+        {
+          HOME: s.home,
+          PI_CODING_AGENT_DIR: agentDir,
+          // No startup requests and no download of fd/rg from GitHub (docs/engines-pi.md).
+          PI_OFFLINE: '1',
+          FLEET_TEST_PI_KEY: 'test-key',
+        },
+        { engine: 'pi', key: 'pi-e2e', model: `fleet/${modelName}` },
+      );
+
+      expect(await show(s.repo, 'fleet/pi-e2e:hello.txt'), await explain()).toBe(CONTENT);
+      expect(model.turnsPlayed).toBe(2);
+      expect(model.overruns).toBe(0);
+      expect(model.requests.map((r) => `${r.method} ${r.url} ${r.handled}`)).toEqual([
+        'POST /v1/chat/completions turn',
+        'POST /v1/chat/completions turn',
+      ]);
+      const [first, second] = model.turnRequests();
+      expect(first?.headers.authorization).toBe('Bearer test-key');
+      expect(first?.body).toMatchObject({ model: modelName, stream: true });
+      // A yolo job keeps pi's default tools, write among them.
+      expect(chatToolNames(first?.body)).toEqual(['read', 'bash', 'edit', 'write']);
+      // The write ran in the worktree: its result went back to the model under the call's id.
+      const sent = messagesSent(second?.body);
+      expect(sent.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool']);
+      expect(sent[3]).toMatchObject({ tool_call_id: 'call_script_0_1' });
+      expect(sent[3]?.content).toMatch(/^Successfully wrote 30 bytes to .*hello\.txt$/);
+
+      expect(runs).toHaveLength(1);
+      const u = CHAT_USAGE;
+      // Chat Completions' prompt tokens include the cached ones.
+      const cached = 2 * u.prompt_tokens_details.cached_tokens;
+      const tokens = {
+        tokensIn: 2 * u.prompt_tokens - cached,
+        tokensOut: 2 * u.completion_tokens,
+        tokensCached: cached,
+      };
+      const cost = estimateCostUsd({ model: modelName, ...tokens });
+      expect(cost).toBeGreaterThan(0);
+      expect(runs[0]).toMatchObject({ engine: 'pi', result: 'success' });
+      expect(runs[0]!.insights).toMatchObject({
+        model: modelName,
+        ...tokens,
+        turns: 2,
+        toolCalls: 1,
+        // Estimated per request and summed, so compared up to rounding.
+        costUsd: expect.closeTo(cost!, 12),
+        estimated: true,
+        filesChanged: 1,
+      });
+      // Pi's own price was $0 for both requests, so their usage events carry no cost.
+      const usage = events.filter((e) => e.type === 'usage').map((e) => e.data);
+      expect(usage).toEqual([
+        {
+          tokensIn: tokens.tokensIn / 2,
+          tokensOut: tokens.tokensOut / 2,
+          tokensCached: cached / 2,
+        },
+        {
+          tokensIn: tokens.tokensIn / 2,
+          tokensOut: tokens.tokensOut / 2,
+          tokensCached: cached / 2,
+        },
+      ]);
+
+      expectInOrder(
+        events,
+        ['session', 'tool_call', 'usage', 'tool_result', 'usage', 'result', 'commit'],
+        await explain(),
+      );
+      const session = events.find((e) => e.type === 'session')!;
+      // The run's output keeps pi's session id (for a follow-up) and the job's branch.
+      expect(runs[0]!.output).toMatchObject({
+        branch: 'fleet/pi-e2e',
+        sessionId: session.data.sessionId,
+      });
+      const call = events.find((e) => e.type === 'tool_call')!;
+      expect(call.data).toMatchObject({
+        id: 'call_script_0_1',
+        name: 'write',
+        input: { path: 'hello.txt', content: CONTENT },
+      });
       const result = events.find((e) => e.type === 'tool_result')!;
       expect(result.data).toMatchObject({ id: call.data.id, isError: false });
     },
