@@ -18,6 +18,7 @@ import { IpcError } from './ipc/protocol.js';
 import { RunInbox } from './ipc/inbox.js';
 import { EventSpool } from './daemon/spool.js';
 import { parseGate, runGate, type GateSpec } from './gate.js';
+import { DEFAULT_POLL_MS, PipePoller } from './pipe-poller.js';
 import { LEASE_LOST, runJob, type RunJobInput, type RunOutcome } from './run-job.js';
 import { parseStall } from './watchdog.js';
 
@@ -56,6 +57,11 @@ export interface FactoryOptions {
   pendingLimit?: number;
   /** Events are sent at least this often. Default 50 ms. */
   flushMs?: number;
+  /**
+   * Agents' output is read every this many ms, all runs in one timer callback (see
+   * PipePoller), instead of on every write; null: on every write. Default 100 ms.
+   */
+  pollOutputMs?: number | null;
   /** SIGTERM → SIGKILL grace for agents. */
   graceMs?: number;
   version?: string;
@@ -154,10 +160,14 @@ class Factory implements DaemonControl {
   /** Set when a shutdown starts (its drain stays local: the factory goes offline anyway). */
   private stopping = false;
   private wasConnected = false;
+  /** Reads every agent's output on one timer; null: streams (disabled, or no mkfifo). */
+  private poller: PipePoller | null;
 
   constructor(private readonly options: FactoryOptions) {
     this.log = options.logger;
     this.clock = options.clock ?? Date.now;
+    const pollMs = options.pollOutputMs === undefined ? DEFAULT_POLL_MS : options.pollOutputMs;
+    this.poller = pollMs === null ? null : new PipePoller({ intervalMs: pollMs });
     this.connection = new FactoryConnection({
       baseUrl: options.server,
       token: options.token,
@@ -188,6 +198,17 @@ class Factory implements DaemonControl {
 
   async start(): Promise<void> {
     await mkdir(this.options.workDir, { recursive: true });
+    if (this.poller !== null) {
+      try {
+        for (const pipe of await this.poller.open(1)) pipe.destroy();
+      } catch (err) {
+        this.log.warn(
+          { err },
+          "agents' output is read on every write: polling needs mkfifo (coreutils) on PATH",
+        );
+        this.poller = null;
+      }
+    }
     await this.connection.connect();
     this.stopHeartbeats = this.connection.startHeartbeats(
       () => [...this.seats.values()].map((s) => s.ref),
@@ -319,6 +340,7 @@ class Factory implements DaemonControl {
     clearTimeout(this.flushTimer);
     await this.flushing;
     await this.connection.close();
+    this.poller?.close();
     this.log.info({}, 'factory stopped');
   }
 
@@ -464,6 +486,7 @@ class Factory implements DaemonControl {
       ...(this.options.graceMs === undefined ? {} : { graceMs: this.options.graceMs }),
       signal: seat.controller.signal,
       inbox: seat.inbox,
+      ...(this.poller === null ? {} : { poller: this.poller }),
       onEvent: (event) => {
         // The snapshot shows a stalled run as such until the agent (re)starts or exits.
         if (event.type === 'stalled') seat.state = 'stalled';

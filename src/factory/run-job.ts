@@ -10,6 +10,7 @@ import type {
 import type { AgentState, Engine, EngineParser, EngineRunInput } from '../engines/engine.js';
 import { commitAll, diffstat } from './checkpoint.js';
 import { messagesPrompt, type RunInbox } from './ipc/inbox.js';
+import type { PipePoller } from './pipe-poller.js';
 import { DEFAULT_GRACE_MS, spawnProcess } from './spawn-agent.js';
 import { runVerify, TailBuffer, VERIFY_TAIL_BYTES } from './verify.js';
 import { RESTART_MESSAGE, Watchdog, type StallConfig } from './watchdog.js';
@@ -52,6 +53,8 @@ export interface RunJobInput {
   maxLineChars?: number;
   /** Messages for the agent (IPC `notify`/`resume`), handed over at its turn boundaries. */
   inbox?: RunInbox;
+  /** Reads the agent's output (not setup's or verify's) on a timer; see PipePoller. */
+  poller?: PipePoller;
 }
 
 export interface RunOutcome {
@@ -374,6 +377,7 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
       graceMs,
       signal: local.signal,
       maxLineChars: input.maxLineChars,
+      ...(input.poller === undefined ? {} : { poller: input.poller }),
       onStdoutLine: (line) => {
         dog?.touch();
         feed(parser, line);

@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { RunExit } from '../core/index.js';
 import {
   GUARD_CONTROL_FD,
@@ -8,6 +9,7 @@ import {
   type GuardMessage,
 } from './agent-guard.js';
 import { LineSplitter } from './line-splitter.js';
+import type { PipePoller, PolledPipe } from './pipe-poller.js';
 import { groupAlive } from './process-group.js';
 
 export const DEFAULT_GRACE_MS = 5000;
@@ -30,6 +32,13 @@ export interface SpawnOptions {
   /** Raw output, both streams, in arrival order (verify keeps a tail of it). */
   onOutput?: (chunk: Buffer) => void;
   maxLineChars?: number;
+  /**
+   * Read stdout and stderr with this poller (one timer for every run) instead of a stream per
+   * pipe (a wakeup per write): for long, chatty agents. Verify and setup commands leave it
+   * unset, so their two streams interleave exactly as written. When the poller cannot make its
+   * pipes (no mkfifo), ordinary pipes are used.
+   */
+  poller?: PipePoller;
 }
 
 export interface SpawnOutcome {
@@ -62,11 +71,40 @@ export interface SpawnOutcome {
  *   env: {}, timeoutMs: 100, graceMs: 1000 });
  * // out.reason === 'timeout', out.exit.signal === 'SIGTERM'
  */
-export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
+export async function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
   const started = Date.now();
+  let polled: PolledPipe[] | null = null;
+  if (options.poller !== undefined && !options.signal?.aborted) {
+    polled = await options.poller.open(2).catch(() => null);
+  }
+  return run(options, started, polled);
+}
+
+/** A child's output pipe, read as a stream or by a PipePoller. */
+interface OutputSource {
+  start(onData: (chunk: Buffer) => void, onEnd: () => void): void;
+  destroy(): void;
+}
+
+function streamSource(stream: Readable): OutputSource {
+  return {
+    start: (onData, onEnd) => {
+      stream.on('data', onData);
+      stream.once('close', onEnd);
+    },
+    destroy: () => stream.destroy(),
+  };
+}
+
+function run(
+  options: SpawnOptions,
+  started: number,
+  polled: PolledPipe[] | null,
+): Promise<SpawnOutcome> {
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   return new Promise((resolve) => {
     if (options.signal?.aborted) {
+      for (const p of polled ?? []) p.destroy();
       resolve({
         exit: { code: null, signal: null },
         reason: 'aborted',
@@ -77,15 +115,31 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
       return;
     }
     const guarded = guardCommand(options.command, options.args, options.cwd, graceMs);
-    const child = spawn(guarded.command, guarded.args, {
-      cwd: '/',
-      env: options.env,
-      detached: true,
-      stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe', 'pipe'],
-    });
+    const [outPipe, errPipe] = polled ?? [];
+    let child: ChildProcess;
+    try {
+      child = spawn(guarded.command, guarded.args, {
+        cwd: '/',
+        env: options.env,
+        detached: true,
+        stdio: [
+          options.stdin ?? 'ignore',
+          outPipe?.writeFd ?? 'pipe',
+          errPipe?.writeFd ?? 'pipe',
+          'pipe',
+        ],
+      });
+    } finally {
+      // The child has its own copies now (or never will): ours would hold end of file back.
+      outPipe?.closeWriteEnd();
+      errPipe?.closeWriteEnd();
+    }
     const control = ((child.stdio as readonly unknown[])[GUARD_CONTROL_FD] ??
       null) as Socket | null;
-    const { stdout, stderr } = child;
+    const stdout: OutputSource | null =
+      outPipe ?? (child.stdout === null ? null : streamSource(child.stdout));
+    const stderr: OutputSource | null =
+      errPipe ?? (child.stderr === null ? null : streamSource(child.stderr));
     /** The process's pid, also its process group id. */
     const pid = child.pid ?? null;
     /** The guard's watcher, a member of the group that stays until the group is gone. */
@@ -103,14 +157,6 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
 
     const out = new LineSplitter((line) => options.onStdoutLine?.(line), options.maxLineChars);
     const err = new LineSplitter((line) => options.onStderrLine?.(line), options.maxLineChars);
-    stdout?.on('data', (chunk: Buffer) => {
-      options.onOutput?.(chunk);
-      out.write(chunk);
-    });
-    stderr?.on('data', (chunk: Buffer) => {
-      options.onOutput?.(chunk);
-      err.write(chunk);
-    });
 
     const signalGroup = (sig: NodeJS.Signals): boolean => {
       if (pid === null) return false;
@@ -203,10 +249,18 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
       openPipes -= 1;
       maybeClosed();
     };
-    if (stdout) stdout.once('close', onPipeClosed);
-    else openPipes -= 1;
-    if (stderr) stderr.once('close', onPipeClosed);
-    else openPipes -= 1;
+    if (stdout) {
+      stdout.start((chunk) => {
+        options.onOutput?.(chunk);
+        out.write(chunk);
+      }, onPipeClosed);
+    } else openPipes -= 1;
+    if (stderr) {
+      stderr.start((chunk) => {
+        options.onOutput?.(chunk);
+        err.write(chunk);
+      }, onPipeClosed);
+    } else openPipes -= 1;
 
     const onMessage = (message: GuardMessage): void => {
       if (done) return;
@@ -243,6 +297,8 @@ export function spawnProcess(options: SpawnOptions): Promise<SpawnOutcome> {
     });
     child.on('exit', (code, signal) => {
       exit = { code, signal };
+      // Its last output and end of file are likely in the pipes now: read them without waiting.
+      if (polled !== null) options.poller?.poke();
       afterExit();
     });
   });

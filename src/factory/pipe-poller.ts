@@ -1,0 +1,275 @@
+import { execFile } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, unlinkSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** How often a quiet pipe is read. */
+export const DEFAULT_POLL_MS = 100;
+/**
+ * A pipe that delivers this much in one poll (over 640 KB/s at the default interval) becomes
+ * a stream for the rest of its life: at that rate a wakeup per write costs less than the agent
+ * blocking on a full pipe (64 KiB on Linux) until the next poll.
+ */
+export const DEFAULT_STREAM_AFTER_BYTES = 64 * 1024;
+const READ_BYTES = 64 * 1024;
+
+export interface PipePollerOptions {
+  /** How often quiet pipes are read. Default 100 ms. */
+  intervalMs?: number;
+  /** See DEFAULT_STREAM_AFTER_BYTES. */
+  streamAfterBytes?: number;
+  /** The mkfifo(1) to run; default `mkfifo` on the factory's PATH. */
+  mkfifo?: string;
+}
+
+/**
+ * Reads child processes' output pipes on one timer, instead of one event-loop wakeup per write
+ * of each child. An agent printing a JSON line at a time wakes a stream reader for every line;
+ * with 50 agents that is most of a supervising daemon's CPU. Here every pipe is read with one
+ * non-blocking `read` per interval (100 ms by default), all in the same timer callback, and a
+ * child's exit (see `poke`) reads its pipes at once, so the end of a run is not delayed.
+ *
+ * A pipe is a FIFO made with mkfifo(1) in a private temporary directory and unlinked as soon as
+ * both ends are open. The read end is non-blocking and stays with this process; the write end
+ * (blocking, as programs expect of their stdout) goes to the child's stdio and is closed here
+ * after the spawn. A pipe that turns out to carry a flood is handed to a stream (see
+ * DEFAULT_STREAM_AFTER_BYTES), so throughput never depends on the interval. Bytes arrive in
+ * order, and end of file comes once every writer (the child, and anything it started that
+ * kept the descriptor) has closed it.
+ *
+ * @example
+ * const poller = new PipePoller();
+ * const [out] = await poller.open(1);
+ * const child = spawn('echo', ['hi'], { stdio: ['ignore', out.writeFd, 'inherit'] });
+ * out.closeWriteEnd();
+ * out.start((chunk) => process.stdout.write(chunk), () => console.log('end'));
+ * child.on('exit', () => poller.poke());
+ */
+export class PipePoller {
+  private readonly pipes = new Set<PolledPipe>();
+  private readonly intervalMs: number;
+  private readonly streamAfterBytes: number;
+  private readonly mkfifo: string;
+  private readonly scratch = Buffer.allocUnsafe(READ_BYTES);
+  private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private dir: string | null = null;
+  private made = 0;
+  private removeDir: (() => void) | null = null;
+
+  constructor(options: PipePollerOptions = {}) {
+    this.intervalMs = options.intervalMs ?? DEFAULT_POLL_MS;
+    this.streamAfterBytes = options.streamAfterBytes ?? DEFAULT_STREAM_AFTER_BYTES;
+    this.mkfifo = options.mkfifo ?? 'mkfifo';
+    if (!(this.intervalMs > 0))
+      throw new RangeError(`intervalMs must be > 0, got ${this.intervalMs}`);
+  }
+
+  /** Pipes being read (polled or streamed), for tests and the snapshot. */
+  get size(): number {
+    return this.pipes.size;
+  }
+
+  /**
+   * `count` new pipes, their write ends open for a child's stdio.
+   *
+   * @throws Error naming mkfifo and why it failed (not installed, no temporary directory…);
+   *   the caller can fall back to ordinary pipes.
+   */
+  async open(count: number): Promise<PolledPipe[]> {
+    const dir = this.fifoDir();
+    const paths = Array.from({ length: count }, () => join(dir, `p${++this.made}`));
+    await new Promise<void>((resolve, reject) => {
+      execFile(this.mkfifo, ['-m', '600', ...paths], (err, _out, stderr) => {
+        if (err === null) resolve();
+        else
+          reject(
+            new Error(
+              `could not make a FIFO with ${this.mkfifo}: ${stderr.trim() || err.message}`,
+              { cause: err },
+            ),
+          );
+      });
+    });
+    const opened: PolledPipe[] = [];
+    try {
+      for (const p of paths) {
+        // The reader first: opening the write end blocks until a reader exists.
+        const readFd = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
+        let writeFd: number;
+        try {
+          writeFd = openSync(p, constants.O_WRONLY);
+        } catch (err) {
+          closeSync(readFd);
+          throw err;
+        }
+        opened.push(new PolledPipe(this, readFd, writeFd));
+      }
+      return opened;
+    } catch (err) {
+      for (const pipe of opened) pipe.destroy();
+      throw err;
+    } finally {
+      for (const p of paths) unlinkSync(p);
+    }
+  }
+
+  /** Reads every pipe soon (a child exited: its last output and end of file are likely ready). */
+  poke(): void {
+    if (this.immediate !== null || this.pipes.size === 0) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = null;
+      this.tick();
+    });
+  }
+
+  /** Stops reading and closes every pipe, and removes the FIFO directory. */
+  close(): void {
+    for (const pipe of [...this.pipes]) pipe.destroy();
+    this.removeDir?.();
+  }
+
+  /** @internal */
+  add(pipe: PolledPipe): void {
+    this.pipes.add(pipe);
+    this.timer ??= setTimeout(() => this.tick(), this.intervalMs);
+  }
+
+  /** @internal */
+  remove(pipe: PolledPipe): void {
+    this.pipes.delete(pipe);
+    if (this.pipes.size > 0) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private tick(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    for (const pipe of [...this.pipes]) {
+      const bytes = pipe.read(this.scratch, this.streamAfterBytes);
+      if (bytes >= this.streamAfterBytes) pipe.toStream();
+    }
+    if (this.pipes.size > 0) this.timer = setTimeout(() => this.tick(), this.intervalMs);
+  }
+
+  private fifoDir(): string {
+    if (this.dir !== null) return this.dir;
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-fifo-'));
+    const remove = (): void => rmSync(dir, { recursive: true, force: true });
+    process.once('exit', remove);
+    this.removeDir = () => {
+      process.removeListener('exit', remove);
+      remove();
+      this.dir = null;
+      this.removeDir = null;
+    };
+    this.dir = dir;
+    return dir;
+  }
+}
+
+/** One FIFO of a PipePoller: polled until it ends, or handed to a stream when it floods. */
+export class PolledPipe {
+  private writeEnd: number | null;
+  private readEnd: number | null;
+  private stream: Socket | null = null;
+  private onData: ((chunk: Buffer) => void) | null = null;
+  private onEnd: (() => void) | null = null;
+  private ended = false;
+
+  /** @internal Made by PipePoller.open. */
+  constructor(
+    private readonly poller: PipePoller,
+    readFd: number,
+    writeFd: number,
+  ) {
+    this.readEnd = readFd;
+    this.writeEnd = writeFd;
+  }
+
+  /** The write end for the child's stdio; null once closed here. */
+  get writeFd(): number | null {
+    return this.writeEnd;
+  }
+
+  /** Closes this process's copy of the write end (the child has its own after the spawn). */
+  closeWriteEnd(): void {
+    if (this.writeEnd === null) return;
+    closeSync(this.writeEnd);
+    this.writeEnd = null;
+  }
+
+  /** Starts reading: `onData` for each chunk in order, then `onEnd` once at end of file. */
+  start(onData: (chunk: Buffer) => void, onEnd: () => void): void {
+    if (this.onData !== null) throw new Error('the pipe was already started');
+    this.onData = onData;
+    this.onEnd = onEnd;
+    if (!this.ended) this.poller.add(this);
+  }
+
+  /** Stops reading and closes both ends; `onEnd` is not called. */
+  destroy(): void {
+    this.closeWriteEnd();
+    this.ended = true;
+    this.poller.remove(this);
+    this.stream?.destroy();
+    this.stream = null;
+    if (this.readEnd !== null) closeSync(this.readEnd);
+    this.readEnd = null;
+  }
+
+  /**
+   * @internal Reads what the pipe holds, up to about `limit` bytes; returns the bytes read.
+   * End of file (or a read error, which ends the pipe too) calls `onEnd`.
+   */
+  read(scratch: Buffer, limit: number): number {
+    let total = 0;
+    while (this.readEnd !== null && total < limit) {
+      let n: number;
+      try {
+        n = readSync(this.readEnd, scratch, 0, scratch.length, null);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return total;
+        if (code === 'EINTR') continue;
+        this.end();
+        return total;
+      }
+      if (n === 0) {
+        this.end();
+        return total;
+      }
+      total += n;
+      this.onData?.(Buffer.from(scratch.subarray(0, n)));
+      // A short read emptied the pipe: skip the read that would only say so.
+      if (n < scratch.length) return total;
+    }
+    return total;
+  }
+
+  /** @internal The rest of this pipe is read by a stream (a wakeup per write). */
+  toStream(): void {
+    if (this.readEnd === null || this.stream !== null) return;
+    this.poller.remove(this);
+    const socket = new Socket({ fd: this.readEnd, readable: true, writable: false });
+    this.readEnd = null; // the socket owns (and closes) the descriptor now
+    this.stream = socket;
+    socket.on('data', (chunk: Buffer) => this.onData?.(chunk));
+    socket.on('error', () => {}); // 'close' follows
+    socket.once('close', () => {
+      this.stream = null;
+      this.end();
+    });
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.poller.remove(this);
+    if (this.readEnd !== null) closeSync(this.readEnd);
+    this.readEnd = null;
+    this.onEnd?.();
+  }
+}
