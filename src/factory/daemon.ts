@@ -55,7 +55,10 @@ export interface FactoryOptions {
    * disk, not memory). Default 20 000 (about 10 MB).
    */
   pendingLimit?: number;
-  /** Events are sent at least this often. Default 50 ms. */
+  /**
+   * Events are sent at least this often. Default 200 ms: each send costs a frame and a
+   * loopback or network write whatever its size, so fewer, fuller batches are cheaper.
+   */
   flushMs?: number;
   /**
    * Agents' output is read every this many ms, all runs in one timer callback (see
@@ -614,7 +617,7 @@ class Factory implements DaemonControl {
     const stamped = { ...event, at: event.at ?? at, localSeq: ++seat.localSeq };
     seat.pending.push(stamped);
     seat.lastEvent = { type: event.type, at };
-    this.flushSoon(seat.pending.length >= BATCH ? 0 : (this.options.flushMs ?? 50));
+    this.flushSoon(seat.pending.length >= BATCH ? 0 : (this.options.flushMs ?? 200));
   }
 
   /** Arms the flush timer, at most once per flush: not again for every event of a burst. */

@@ -12,6 +12,11 @@ export const DEFAULT_POLL_MS = 100;
  * blocking on a full pipe (64 KiB on Linux) until the next poll.
  */
 export const DEFAULT_STREAM_AFTER_BYTES = 64 * 1024;
+/**
+ * A pipe that stays empty is read less and less often, down to once in this long (a quiet
+ * stderr costs a failed read per poll otherwise). A child's exit reads every pipe at once.
+ */
+export const DEFAULT_MAX_IDLE_MS = 400;
 const READ_BYTES = 64 * 1024;
 
 export interface PipePollerOptions {
@@ -19,6 +24,8 @@ export interface PipePollerOptions {
   intervalMs?: number;
   /** See DEFAULT_STREAM_AFTER_BYTES. */
   streamAfterBytes?: number;
+  /** See DEFAULT_MAX_IDLE_MS; at least the interval. */
+  maxIdleMs?: number;
   /** The mkfifo(1) to run; default `mkfifo` on the factory's PATH. */
   mkfifo?: string;
 }
@@ -50,6 +57,8 @@ export class PipePoller {
   private readonly pipes = new Set<PolledPipe>();
   private readonly intervalMs: number;
   private readonly streamAfterBytes: number;
+  /** Polls an empty pipe may skip, at most. */
+  private readonly maxSkip: number;
   private readonly mkfifo: string;
   private readonly scratch = Buffer.allocUnsafe(READ_BYTES);
   private timer: NodeJS.Timeout | null = null;
@@ -64,6 +73,8 @@ export class PipePoller {
     this.mkfifo = options.mkfifo ?? 'mkfifo';
     if (!(this.intervalMs > 0))
       throw new RangeError(`intervalMs must be > 0, got ${this.intervalMs}`);
+    const maxIdleMs = options.maxIdleMs ?? DEFAULT_MAX_IDLE_MS;
+    this.maxSkip = Math.max(0, Math.floor(maxIdleMs / this.intervalMs) - 1);
   }
 
   /** Pipes being read (polled or streamed), for tests and the snapshot. */
@@ -120,7 +131,7 @@ export class PipePoller {
     if (this.immediate !== null || this.pipes.size === 0) return;
     this.immediate = setImmediate(() => {
       this.immediate = null;
-      this.tick();
+      this.tick(true);
     });
   }
 
@@ -144,12 +155,20 @@ export class PipePoller {
     this.timer = null;
   }
 
-  private tick(): void {
+  /** Reads the pipes that are due (`all`: every pipe). */
+  private tick(all = false): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     for (const pipe of [...this.pipes]) {
+      if (!all && pipe.skip > 0) {
+        pipe.skip -= 1;
+        continue;
+      }
       const bytes = pipe.read(this.scratch, this.streamAfterBytes);
       if (bytes >= this.streamAfterBytes) pipe.toStream();
+      // Empty: skip 1, 2, 4… polls, up to maxSkip; data: read again next poll.
+      pipe.idle = bytes > 0 ? 0 : Math.min(this.maxSkip, Math.max(1, pipe.idle * 2));
+      pipe.skip = pipe.idle;
     }
     if (this.pipes.size > 0) this.timer = setTimeout(() => this.tick(), this.intervalMs);
   }
@@ -178,6 +197,10 @@ export class PolledPipe {
   private onData: ((chunk: Buffer) => void) | null = null;
   private onEnd: (() => void) | null = null;
   private ended = false;
+  /** @internal Polls to skip before the next read, and the current run of empty reads. */
+  skip = 0;
+  /** @internal */
+  idle = 0;
 
   /** @internal Made by PipePoller.open. */
   constructor(
