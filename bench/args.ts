@@ -84,7 +84,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --cpu-prof DIR         write a V8 CPU profile of the factory child to DIR
   --factory-node-flags F extra Node flags for the factory child, space-separated
   --factory-entry FILE   the CLI the factory child runs (default src/cli/main.ts under tsx;
-                         a .js file, e.g. dist/cli/main.js, runs without tsx)`;
+                         a .js file, e.g. dist/cli/main.js, runs without tsx)
+environment: FLEET_BENCH_SAMPLES=1 prints every 500 ms CPU sample of the footprint`;
 
 function positiveInt(flag: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;

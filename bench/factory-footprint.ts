@@ -13,6 +13,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Linux clock ticks per second for /proc/<pid>/stat utime and stime (getconf CLK_TCK). */
 const CLK_TCK = 100;
 const SAMPLE_MS = 500;
+/** The footprint's steady window begins this long after the last agent started. */
+export const SETTLE_MS = 2000;
 
 export interface FootprintConfig {
   agents: number;
@@ -32,12 +34,23 @@ export interface FootprintResult {
   windowSeconds: number;
   samples: number;
   maxRssMb: number;
+  /** From SETTLE_MS after all agents run until the first ends: the steady state. */
   avgCpuPct: number;
+  /** The same from the moment all agents run, their last start-ups included. */
+  wholeCpuPct: number;
   maxCpuPct: number;
   /** The agent guards (one small sh watcher per agent, beside it). */
   guardsMaxRssMb: number;
   guardsAvgCpuPct: number;
   eventsStored: number;
+}
+
+export interface BaselineResult {
+  /** CPU (% of one core) of a bare Node process reading the same agents' pipes. */
+  avgCpuPct: number;
+  maxRssMb: number;
+  windowSeconds: number;
+  lines: number;
 }
 
 export interface FloodConfig {
@@ -258,6 +271,73 @@ async function until(what: string, check: () => Promise<boolean>, ms: number): P
 }
 
 /**
+ * The bare reader: a plain Node process (no tsx, no Fleet code) that spawns the same stand-in
+ * agents through bash and reads their stdout and stderr, counting newlines and nothing else.
+ * It is the floor any Node daemon pays to watch these pipes; the footprint is reported beside
+ * it as a ratio, measured in the same run on the same machine.
+ */
+const BARE_READER = `
+const { spawn } = require('node:child_process');
+const [agents, script] = [Number(process.argv[1]), process.argv[2]];
+let lines = 0, open = agents;
+const count = (chunk) => { for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++; };
+for (let i = 0; i < agents; i++) {
+  const c = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  c.stdout.on('data', count);
+  c.stderr.on('data', count);
+  c.on('close', () => { if (--open === 0) { process.stdout.write('done ' + lines + '\\n'); } });
+}
+process.stdout.write('running\\n');
+`;
+
+/**
+ * Runs the bare reader over `agents` stand-ins printing `linesPerSec` for `seconds`, and
+ * samples its CPU from 1 s after all started until 1 s before they end.
+ */
+export async function bareReaderBaseline(
+  config: Pick<FootprintConfig, 'agents' | 'seconds' | 'linesPerSec'>,
+  progress: (line: string) => void,
+): Promise<BaselineResult> {
+  const tickMs = 200;
+  const perTick = Math.max(1, Math.round((config.linesPerSec * tickMs) / 1000));
+  const script = standInScript(perTick, tickMs, Math.round((config.seconds * 1000) / tickMs));
+  const child = spawn(process.execPath, ['-e', BARE_READER, String(config.agents), script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  try {
+    await until('the bare reader to start', async () => out.includes('running'), 30_000);
+    await sleep(1000);
+    const first = await readSample(child.pid!);
+    if (first === null) throw new Error('the bare reader exited early');
+    let last = first;
+    let maxRssKb = first.rssKb;
+    const end = first.at + (config.seconds - 2) * 1000;
+    while (performance.now() < end) {
+      await sleep(SAMPLE_MS);
+      const s = await readSample(child.pid!);
+      if (s === null) break;
+      last = s;
+      maxRssKb = Math.max(maxRssKb, s.rssKb);
+    }
+    await until('the bare reader to finish', async () => out.includes('done'), 60_000);
+    const windowSeconds = (last.at - first.at) / 1000;
+    const avgCpuPct = ((last.ticks - first.ticks) / CLK_TCK / windowSeconds) * 100;
+    const lines = Number(/done (\d+)/.exec(out)?.[1] ?? 0);
+    progress(
+      `  bare reader: CPU avg ${avgCpuPct.toFixed(1)} % over ${windowSeconds.toFixed(1)} s, ` +
+        `${lines} lines read`,
+    );
+    return { avgCpuPct, maxRssMb: maxRssKb / 1024, windowSeconds, lines };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/**
  * Footprint: `agents` shell jobs at once on one real factory (seats = agents), each a stand-in
  * agent printing Claude-like JSON lines at `linesPerSec` for `seconds`, in its own temp dir
  * outside git (so the runs work in place: no worktree cost). Samples the factory process's
@@ -287,6 +367,10 @@ export async function factoryFootprint(
 
       await until('all agents running', async () => (await running()) >= config.agents, 30_000);
       progress(`  all ${config.agents} agents running; sampling every ${SAMPLE_MS} ms`);
+      const start = await readSample(factory.pid);
+      // The last runs' start-up (workspace, spawn) still costs right after the 50th is
+      // running: the steady window begins SETTLE_MS later; the whole one is reported too.
+      await sleep(SETTLE_MS);
       const first = await readSample(factory.pid);
       let guards = await guardsOf(factory.pid);
       const guardsFirst = await sumSamples(guards);
@@ -303,10 +387,9 @@ export async function factoryFootprint(
         if (s === null) throw new Error(`the factory exited:\n${factory.stderr()}`);
         guards = await guardsOf(factory.pid);
         const g = await sumSamples(guards);
-        maxCpuPct = Math.max(
-          maxCpuPct,
-          ((s.ticks - last.ticks) / CLK_TCK / ((s.at - last.at) / 1000)) * 100,
-        );
+        const cpuPct = ((s.ticks - last.ticks) / CLK_TCK / ((s.at - last.at) / 1000)) * 100;
+        if (process.env.FLEET_BENCH_SAMPLES) progress(`    sample ${cpuPct.toFixed(1)} %`);
+        maxCpuPct = Math.max(maxCpuPct, cpuPct);
         last = s;
         guardsLast = g;
         samples++;
@@ -315,12 +398,15 @@ export async function factoryFootprint(
       }
       const windowSeconds = (last.at - first!.at) / 1000;
       const avgCpuPct = ((last.ticks - first!.ticks) / CLK_TCK / windowSeconds) * 100;
+      const wholeCpuPct =
+        ((last.ticks - start!.ticks) / CLK_TCK / ((last.at - start!.at) / 1000)) * 100;
       // Guards that exited in the window take their ticks with them: a lower bound.
       const guardsAvgCpuPct =
         (Math.max(0, guardsLast.ticks - guardsFirst.ticks) / CLK_TCK / windowSeconds) * 100;
       progress(
         `  window ${windowSeconds.toFixed(1)} s: factory max RSS ${(maxRssKb / 1024).toFixed(1)} MB, ` +
-          `CPU avg ${avgCpuPct.toFixed(1)} % (max ${maxCpuPct.toFixed(1)} %); ` +
+          `CPU avg ${avgCpuPct.toFixed(1)} % (max ${maxCpuPct.toFixed(1)} %; ` +
+          `${wholeCpuPct.toFixed(1)} % counting the first ${SETTLE_MS / 1000} s); ` +
           `${guards.length} guards: ${(guardsMaxRssKb / 1024).toFixed(0)} MB RSS, ` +
           `${guardsAvgCpuPct.toFixed(1)} % CPU`,
       );
@@ -338,6 +424,7 @@ export async function factoryFootprint(
         samples,
         maxRssMb: maxRssKb / 1024,
         avgCpuPct,
+        wholeCpuPct,
         maxCpuPct,
         guardsMaxRssMb: guardsMaxRssKb / 1024,
         guardsAvgCpuPct,

@@ -8,7 +8,7 @@ import {
 } from './args.js';
 import { burnDown, enqueueJobs } from './burn-down.js';
 import { eventIngest } from './event-ingest.js';
-import { factoryFlood, factoryFootprint } from './factory-footprint.js';
+import { bareReaderBaseline, factoryFlood, factoryFootprint } from './factory-footprint.js';
 import { runPgbench } from './pgbench.js';
 import { planVariants } from './plan.js';
 import {
@@ -164,6 +164,14 @@ async function runFootprint(o: BenchOptions): Promise<[FootprintRow, FloodRow]> 
         ];
   const setup: StoreSetup = { store: 'sqlite', durability: 'normal', concurrency: o.concurrency };
   progress(
+    `baseline: a bare Node reader of ${o.footprintAgents} stand-in agents × ${o.footprintRate} ` +
+      `lines/s for ${o.footprintSeconds} s`,
+  );
+  const baseline = await bareReaderBaseline(
+    { agents: o.footprintAgents, seconds: o.footprintSeconds, linesPerSec: o.footprintRate },
+    progress,
+  );
+  progress(
     `factory footprint: ${o.footprintAgents} stand-in agents × ${o.footprintRate} lines/s ` +
       `for ${o.footprintSeconds} s on one factory child`,
   );
@@ -211,6 +219,8 @@ async function runFootprint(o: BenchOptions): Promise<[FootprintRow, FloodRow]> 
     {
       name: 'factory-footprint',
       ...f,
+      baselineCpuPct: baseline.avgCpuPct,
+      baselineRssMb: baseline.maxRssMb,
       targetRssMb: FOOTPRINT_TARGET.rssMb,
       targetCpuPct: FOOTPRINT_TARGET.cpuPct,
       met: f.maxRssMb < FOOTPRINT_TARGET.rssMb && f.avgCpuPct < FOOTPRINT_TARGET.cpuPct,

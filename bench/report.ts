@@ -42,7 +42,10 @@ export interface FootprintRow {
   name: 'factory-footprint';
   agents: number;
   maxRssMb: number;
+  /** Steady state: from 2 s after the last agent started. */
   avgCpuPct: number;
+  /** From the moment all agents run, their last start-ups included. */
+  wholeCpuPct: number;
   maxCpuPct: number;
   targetRssMb: number;
   targetCpuPct: number;
@@ -53,6 +56,9 @@ export interface FootprintRow {
   guardsMaxRssMb: number;
   guardsAvgCpuPct: number;
   eventsStored: number;
+  /** CPU and RSS of a bare Node process reading the same agents' pipes, in the same run. */
+  baselineCpuPct: number;
+  baselineRssMb: number;
 }
 
 /** Heartbeats under a flood of events from one run. */
@@ -134,10 +140,14 @@ export function toJson(report: BenchReport): string {
                 ...r,
                 maxRssMb: round(r.maxRssMb, 1),
                 avgCpuPct: round(r.avgCpuPct, 2),
+                wholeCpuPct: round(r.wholeCpuPct, 2),
                 maxCpuPct: round(r.maxCpuPct, 2),
                 windowSeconds: round(r.windowSeconds, 2),
                 guardsMaxRssMb: round(r.guardsMaxRssMb, 1),
                 guardsAvgCpuPct: round(r.guardsAvgCpuPct, 2),
+                baselineCpuPct: round(r.baselineCpuPct, 2),
+                baselineRssMb: round(r.baselineRssMb, 1),
+                cpuVsBaseline: round(r.avgCpuPct / r.baselineCpuPct, 2),
               }
             : {
                 ...r,
@@ -241,12 +251,20 @@ function footprintTable(rows: (FootprintRow | FloodRow)[]): string[] {
               yesNo(r.maxRssMb < r.targetRssMb),
             ],
             [
-              'avg CPU',
+              'avg CPU (steady)',
               `${r.avgCpuPct.toFixed(1)} %`,
               `< ${r.targetCpuPct} %`,
               yesNo(r.avgCpuPct < r.targetCpuPct),
             ],
+            ['avg CPU (with start-ups)', `${r.wholeCpuPct.toFixed(1)} %`, '', ''],
             ['max CPU (500 ms)', `${r.maxCpuPct.toFixed(1)} %`, '', ''],
+            [
+              'bare reader CPU',
+              `${r.baselineCpuPct.toFixed(1)} %`,
+              `avg CPU = ${(r.avgCpuPct / r.baselineCpuPct).toFixed(2)}× this`,
+              '',
+            ],
+            ['bare reader RSS', `${r.baselineRssMb.toFixed(1)} MB`, '', ''],
             ['guards RSS (sum)', `${r.guardsMaxRssMb.toFixed(0)} MB`, '', ''],
             ['guards CPU (sum)', `${r.guardsAvgCpuPct.toFixed(1)} %`, '', ''],
             ['window', `${r.windowSeconds.toFixed(1)} s, ${r.samples} samples`, '', ''],
