@@ -419,7 +419,10 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
 
   function feed(p: EngineParser, line: string): void {
     const parsed = p.parse(line);
-    for (const event of parsed.events) onEvent(event);
+    for (const event of parsed.events) {
+      onEvent(event);
+      if (input.inbox?.awaitingAnswer && answers(event)) input.inbox.answered();
+    }
     if (parsed.state) onState(parsed.state);
   }
 
@@ -566,4 +569,22 @@ export function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 /** An error's message, or the thrown value as text. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Whether an engine event shows the agent answering its prompt: the model's own output (text,
+ * thinking, a tool call) or its end-of-turn result. Session lines and echoed user messages come
+ * before the model read anything.
+ */
+function answers(event: EventInput): boolean {
+  switch (event.type) {
+    case 'thinking':
+    case 'tool_call':
+    case 'result':
+      return true;
+    case 'message':
+      return (event.data as { role?: unknown } | undefined)?.role === 'assistant';
+    default:
+      return false;
+  }
 }

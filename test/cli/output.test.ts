@@ -204,6 +204,10 @@ describe('the transcript', () => {
       { type: 'agent_exit', data: { code: 137, signal: null, reason: 'aborted' } },
       { type: 'error', data: { message: 'runner failed: boom' } },
       { type: 'retry', data: { attempt: 2, status: 529, message: 'overloaded' } },
+      { type: 'signal', data: { status: 'pending', message: 'also\nthe docs', position: 1 } },
+      { type: 'signal', data: { status: 'delivered', message: 'also', sessionId: 's1' } },
+      { type: 'signal', data: { status: 'drained', message: 'also', sessionId: 's1' } },
+      { type: 'signal', data: { status: 'expired', message: 'late', reason: 'the run ended' } },
       { type: 'something_new', data: { a: 1 } },
     ]);
     expect(text.split('\n')).toEqual([
@@ -212,6 +216,10 @@ describe('the transcript', () => {
       'the agent process ended (exit 137, aborted)',
       'error: runner failed: boom',
       'retrying the model API (attempt 2, HTTP 529): overloaded',
+      '✉ message queued (#1): also ⏎ the docs',
+      '✉ message handed to the agent: also',
+      '✉ the agent answered the message: also',
+      '✉ message expired (the run ended): late',
       'something_new {"a":1}',
       '',
     ]);

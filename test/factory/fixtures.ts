@@ -88,12 +88,15 @@ export async function waitGone(pid: number, ms = 1000): Promise<boolean> {
 /**
  * A fake engine with a session, for fix-loop and stall tests. The first run prints
  * `SESSION fake-1` and runs `firstRun` (a bash snippet); a resumed run prints its session,
- * records its prompt in `promptFile` (outside the worktree) and writes `ok` to status.txt.
+ * records its prompt in `promptFile` (outside the worktree) and runs `resumedRun` (by default:
+ * writes `ok` to status.txt and answers `REPLY done`, an assistant message).
  */
 export function fakeSessionEngine(
   promptFile: string,
   firstRun: string,
   insights: Insights = {},
+  /** What a resumed turn does after recording its prompt: by default it answers (REPLY). */
+  resumedRun = 'echo ok > status.txt; echo "REPLY done"',
 ): Engine {
   return {
     name: 'claude-code',
@@ -105,7 +108,7 @@ export function fakeSessionEngine(
             command: 'bash',
             args: [
               '-c',
-              `echo "SESSION ${run.resumeSessionId}"; printf '%s' "$1" > ${promptFile}; echo ok > status.txt`,
+              `echo "SESSION ${run.resumeSessionId}"; printf '%s' "$1" > ${promptFile}; ${resumedRun}`,
               'fake',
               run.prompt,
             ],
@@ -126,6 +129,11 @@ export function fakeSessionEngine(
           if (m) {
             sessionId = m[1]!;
             return { events: [{ type: 'session', data: { sessionId } }], state: 'thinking' };
+          }
+          const reply = /^REPLY (.*)$/.exec(line);
+          if (reply) {
+            const data = { role: 'assistant', text: reply[1]! };
+            return { events: [{ type: 'message', data }], state: 'thinking' };
           }
           return { events: [{ type: 'raw', data: { line } }] };
         },

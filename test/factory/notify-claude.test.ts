@@ -116,6 +116,11 @@ describe.skipIf(!probe.ok)('a message to a run of the real Claude Code binary', 
     expect(sessions[1]).toBe(sessions[0]);
     const delivered = events.find((e) => e.type === 'signal' && e.data?.status === 'delivered');
     expect(delivered?.data).toEqual({ status: 'delivered', message, sessionId: sessions[0] });
+    // The real CLI's answer to the resumed prompt drains it: after the second session line.
+    const drained = events.findIndex((e) => e.type === 'signal' && e.data?.status === 'drained');
+    expect(events[drained]?.data).toEqual({ status: 'drained', message, sessionId: sessions[0] });
+    const secondSession = events.findLastIndex((e) => e.type === 'session');
+    expect(drained).toBeGreaterThan(secondSession);
     const types = events.map((e) => e.type);
     expect(types.indexOf('signal')).toBeLessThan(types.indexOf('agent_exit'));
     expect(types.lastIndexOf('agent_exit')).toBeLessThan(types.indexOf('verify_started'));

@@ -132,6 +132,7 @@ describe('notify and resume through the IPC socket of a running factory', () => 
     expect(signals(events)).toEqual([
       { status: 'pending', message: 'also update the changelog', position: 1 },
       { status: 'delivered', message: 'also update the changelog', sessionId: 'sess-1' },
+      { status: 'drained', message: 'also update the changelog', sessionId: 'sess-1' },
     ]);
     const types = events.map((e) => e.type);
     const delivered = events.findIndex((e) => e.data.status === 'delivered');

@@ -74,6 +74,8 @@ async function sessionRun(
     events,
     promptFile,
     input,
+    /** The file whose existence ends the first turn. */
+    go,
     /** Lets the first turn end. */
     release: () => writeFile(go, ''),
     /** Waits until the agent reported its session. */
@@ -100,16 +102,24 @@ describe('messages to a run (notify)', () => {
     expect(out.result).toBe('success');
     // The resumed agent got the message as its prompt, in its session, and then verify ran once.
     expect(await r.prompt()).toBe('also update the changelog');
+    // Drained once the resumed agent answered (its first output after the hand-over).
     expect(timeline(r.events)).toEqual([
       'signal:pending',
       'agent_exit',
       'signal:delivered',
+      'message',
+      'signal:drained',
       'agent_exit',
       'verify_started',
       'verify',
     ]);
     expect(r.events.find((e) => e.data?.status === 'delivered')?.data).toEqual({
       status: 'delivered',
+      message: 'also update the changelog',
+      sessionId: 'fake-1',
+    });
+    expect(r.events.find((e) => e.data?.status === 'drained')?.data).toEqual({
+      status: 'drained',
       message: 'also update the changelog',
       sessionId: 'fake-1',
     });
@@ -153,6 +163,8 @@ describe('messages to a run (notify)', () => {
       'signal:pending',
       'verify',
       'signal:delivered',
+      'message',
+      'signal:drained',
       'agent_exit',
       'verify_started',
       'verify',
@@ -175,6 +187,33 @@ describe('messages to a run (notify)', () => {
     expect(() => r.inbox.push('again')).toThrow(
       'job j_n4 takes no more messages: the run ended (agent_failed)',
     );
+  });
+
+  it('a message handed to an agent that never answers it expires when the run ends', async () => {
+    const r = await sessionRun('n5', { verify: [] });
+    // The resumed turn reads the prompt and dies before the model says anything.
+    r.input.engine = fakeSessionEngine(
+      r.promptFile,
+      `echo bad > status.txt; while [ ! -f ${r.go} ]; do sleep 0.02; done`,
+      {},
+      'exit 1',
+    );
+    const running = runJob(r.input);
+    await r.sessionStarted();
+    r.inbox.push('are you there?');
+    await r.release();
+    const out = await running;
+    expect(out.result).toBe('agent_failed');
+    expect(await r.prompt()).toBe('are you there?');
+    expect(r.events.filter((e) => e.type === 'signal').map((e) => e.data)).toEqual([
+      { status: 'pending', message: 'are you there?', position: 1 },
+      { status: 'delivered', message: 'are you there?', sessionId: 'fake-1' },
+      {
+        status: 'expired',
+        message: 'are you there?',
+        reason: 'the agent did not answer it before the run ended (agent_failed)',
+      },
+    ]);
   });
 });
 

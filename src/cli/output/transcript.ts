@@ -143,6 +143,21 @@ const RENDERERS: Record<string, Renderer> = {
     const silent = typeof d.silentMs === 'number' ? humanDuration(d.silentMs) : '?';
     return [p.yellow(`stalled: no output for ${silent} — ${str(d.action) ?? '?'}`)];
   },
+  signal: (d, p) => {
+    const message = truncate(oneLine(str(d.message) ?? ''), 80);
+    switch (d.status) {
+      case 'pending':
+        return [p.cyan(`✉ message queued (#${String(d.position ?? '?')}): ${message}`)];
+      case 'delivered':
+        return [p.cyan(`✉ message handed to the agent: ${message}`)];
+      case 'drained':
+        return [p.dim(`✉ the agent answered the message: ${message}`)];
+      case 'expired':
+        return [p.yellow(`✉ message expired (${str(d.reason) ?? '?'}): ${message}`)];
+      default:
+        return [p.dim(`signal ${compact(d)}`)];
+    }
+  },
   checkpoint: (d, p) => [
     p.dim(
       `checkpoint ${shortSha(str(d.wipCommit))} on ${str(d.wipBranch) ?? '?'} (a retry starts from it)`,

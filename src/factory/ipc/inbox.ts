@@ -18,11 +18,15 @@ type Interrupt = () => boolean;
  *
  * Every message gets `signal` events on the run (`fleet logs` shows them), following the signal
  * lifecycle: `{status: 'pending', message, position}` when queued, `{status: 'delivered',
- * message, sessionId}` when handed to the agent, `{status: 'expired', message, reason}` when the
- * run ends (or cannot resume its agent) before handing it over.
+ * message, sessionId}` when handed to the agent (its session resumed with it), `{status:
+ * 'drained', message, sessionId}` once the agent answered it (its first output after the
+ * hand-over: the model read the prompt), and `{status: 'expired', message, reason}` when the run
+ * ends (or cannot resume its agent) before handing it over, or before the agent answered.
  */
 export class RunInbox {
   private queue: string[] = [];
+  /** Handed to the agent, not answered yet. */
+  private handed: { message: string; sessionId: string }[] = [];
   private closedBecause: string | null = null;
   private interrupt: Interrupt | null = null;
 
@@ -91,8 +95,23 @@ export class RunInbox {
   deliver(sessionId: string): string[] {
     const messages = this.queue;
     this.queue = [];
-    for (const message of messages) this.signal({ status: 'delivered', message, sessionId });
+    for (const message of messages) {
+      this.signal({ status: 'delivered', message, sessionId });
+      this.handed.push({ message, sessionId });
+    }
     return messages;
+  }
+
+  /** Whether delivered messages wait for the agent's answer (see `answered`). */
+  get awaitingAnswer(): boolean {
+    return this.handed.length > 0;
+  }
+
+  /** The agent produced output after the hand-over: its messages are `drained` (consumed). */
+  answered(): void {
+    const handed = this.handed;
+    this.handed = [];
+    for (const h of handed) this.signal({ status: 'drained', ...h });
   }
 
   /** Drops every waiting message as `expired` for `reason`; the run goes on taking new ones. */
@@ -102,11 +121,22 @@ export class RunInbox {
     for (const message of messages) this.signal({ status: 'expired', message, reason });
   }
 
-  /** No more messages (the run is ending): what still waits expires for `reason`. */
+  /**
+   * No more messages (the run is ending): what still waits expires for `reason`, and so does
+   * what was handed to an agent that never answered it.
+   */
   close(reason: string): void {
     if (this.closedBecause !== null) return;
     this.closedBecause = reason;
     this.interrupt = null;
+    const handed = this.handed;
+    this.handed = [];
+    for (const { message } of handed)
+      this.signal({
+        status: 'expired',
+        message,
+        reason: `the agent did not answer it before ${reason}`,
+      });
     this.expire(reason);
   }
 
