@@ -1,5 +1,14 @@
 import { execFile } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +37,11 @@ export interface PipePollerOptions {
   maxIdleMs?: number;
   /** The mkfifo(1) to run; default `mkfifo` on the factory's PATH. */
   mkfifo?: string;
+  /**
+   * Told when `open` fails (its caller then uses ordinary pipes): a place to log it, since
+   * spawnProcess falls back silently.
+   */
+  onOpenError?: (err: Error) => void;
 }
 
 /**
@@ -54,12 +68,16 @@ export interface PipePollerOptions {
  * child.on('exit', () => poller.poke());
  */
 export class PipePoller {
+  /** Being polled. */
   private readonly pipes = new Set<PolledPipe>();
+  /** Opened and not yet ended or destroyed (polled, streamed, or not started). */
+  private readonly opened = new Set<PolledPipe>();
   private readonly intervalMs: number;
   private readonly streamAfterBytes: number;
   /** Polls an empty pipe may skip, at most. */
   private readonly maxSkip: number;
   private readonly mkfifo: string;
+  private readonly onOpenError: ((err: Error) => void) | undefined;
   private readonly scratch = Buffer.allocUnsafe(READ_BYTES);
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
@@ -71,13 +89,14 @@ export class PipePoller {
     this.intervalMs = options.intervalMs ?? DEFAULT_POLL_MS;
     this.streamAfterBytes = options.streamAfterBytes ?? DEFAULT_STREAM_AFTER_BYTES;
     this.mkfifo = options.mkfifo ?? 'mkfifo';
+    this.onOpenError = options.onOpenError;
     if (!(this.intervalMs > 0))
       throw new RangeError(`intervalMs must be > 0, got ${this.intervalMs}`);
     const maxIdleMs = options.maxIdleMs ?? DEFAULT_MAX_IDLE_MS;
     this.maxSkip = Math.max(0, Math.floor(maxIdleMs / this.intervalMs) - 1);
   }
 
-  /** Pipes being read (polled or streamed), for tests and the snapshot. */
+  /** Pipes being polled now (not those not started yet, nor those handed to a stream). */
   get size(): number {
     return this.pipes.size;
   }
@@ -89,6 +108,15 @@ export class PipePoller {
    *   the caller can fall back to ordinary pipes.
    */
   async open(count: number): Promise<PolledPipe[]> {
+    try {
+      return await this.tryOpen(count);
+    } catch (err) {
+      this.onOpenError?.(err as Error);
+      throw err;
+    }
+  }
+
+  private async tryOpen(count: number): Promise<PolledPipe[]> {
     const dir = this.fifoDir();
     const paths = Array.from({ length: count }, () => join(dir, `p${++this.made}`));
     await new Promise<void>((resolve, reject) => {
@@ -115,7 +143,9 @@ export class PipePoller {
           closeSync(readFd);
           throw err;
         }
-        opened.push(new PolledPipe(this, readFd, writeFd));
+        const pipe = new PolledPipe(this, readFd, writeFd);
+        this.opened.add(pipe);
+        opened.push(pipe);
       }
       return opened;
     } catch (err) {
@@ -126,8 +156,12 @@ export class PipePoller {
     }
   }
 
-  /** Reads every pipe soon (a child exited: its last output and end of file are likely ready). */
+  /**
+   * Reads every pipe soon, to its end of file if that has come (a child exited: its last output
+   * and end of file are likely ready). A pipe not ended yet is read again at the next poll.
+   */
   poke(): void {
+    for (const pipe of this.pipes) pipe.skip = pipe.idle = 0;
     if (this.immediate !== null || this.pipes.size === 0) return;
     this.immediate = setImmediate(() => {
       this.immediate = null;
@@ -135,9 +169,11 @@ export class PipePoller {
     });
   }
 
-  /** Stops reading and closes every pipe, and removes the FIFO directory. */
+  /** Stops reading and closes every pipe it opened, and removes the FIFO directory. */
   close(): void {
-    for (const pipe of [...this.pipes]) pipe.destroy();
+    for (const pipe of [...this.opened]) pipe.destroy();
+    if (this.immediate !== null) clearImmediate(this.immediate);
+    this.immediate = null;
     this.removeDir?.();
   }
 
@@ -147,8 +183,17 @@ export class PipePoller {
     this.timer ??= setTimeout(() => this.tick(), this.intervalMs);
   }
 
-  /** @internal */
+  /** @internal Not polled any more. */
   remove(pipe: PolledPipe): void {
+    this.pipes.delete(pipe);
+    if (this.pipes.size > 0) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** @internal Ended or destroyed. */
+  forget(pipe: PolledPipe): void {
+    this.opened.delete(pipe);
     this.pipes.delete(pipe);
     if (this.pipes.size > 0) return;
     if (this.timer !== null) clearTimeout(this.timer);
@@ -164,7 +209,7 @@ export class PipePoller {
         pipe.skip -= 1;
         continue;
       }
-      const bytes = pipe.read(this.scratch, this.streamAfterBytes);
+      const bytes = pipe.read(this.scratch, this.streamAfterBytes, all);
       if (bytes >= this.streamAfterBytes) pipe.toStream();
       // Empty: skip 1, 2, 4… polls, up to maxSkip; data: read again next poll.
       pipe.idle = bytes > 0 ? 0 : Math.min(this.maxSkip, Math.max(1, pipe.idle * 2));
@@ -174,7 +219,9 @@ export class PipePoller {
   }
 
   private fifoDir(): string {
-    if (this.dir !== null) return this.dir;
+    // Made again when something (a tmp cleaner) removed it.
+    if (this.dir !== null && existsSync(this.dir)) return this.dir;
+    this.removeDir?.();
     const dir = mkdtempSync(join(tmpdir(), 'fleet-fifo-'));
     const remove = (): void => rmSync(dir, { recursive: true, force: true });
     process.once('exit', remove);
@@ -236,7 +283,7 @@ export class PolledPipe {
   destroy(): void {
     this.closeWriteEnd();
     this.ended = true;
-    this.poller.remove(this);
+    this.poller.forget(this);
     this.stream?.destroy();
     this.stream = null;
     if (this.readEnd !== null) closeSync(this.readEnd);
@@ -245,9 +292,10 @@ export class PolledPipe {
 
   /**
    * @internal Reads what the pipe holds, up to about `limit` bytes; returns the bytes read.
-   * End of file (or a read error, which ends the pipe too) calls `onEnd`.
+   * End of file (or a read error, which ends the pipe too) calls `onEnd`. `toEnd`: read until
+   * the pipe says it is empty or ended, even after a short read.
    */
-  read(scratch: Buffer, limit: number): number {
+  read(scratch: Buffer, limit: number, toEnd = false): number {
     let total = 0;
     while (this.readEnd !== null && total < limit) {
       let n: number;
@@ -266,8 +314,9 @@ export class PolledPipe {
       }
       total += n;
       this.onData?.(Buffer.from(scratch.subarray(0, n)));
-      // A short read emptied the pipe: skip the read that would only say so.
-      if (n < scratch.length) return total;
+      // A short read emptied the pipe: skip the read that would only say so (unless the
+      // caller waits for end of file, which a writer that just exited leaves next).
+      if (n < scratch.length && !toEnd) return total;
     }
     return total;
   }
@@ -290,7 +339,7 @@ export class PolledPipe {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.poller.remove(this);
+    this.poller.forget(this);
     if (this.readEnd !== null) closeSync(this.readEnd);
     this.readEnd = null;
     this.onEnd?.();

@@ -1,6 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { PipePoller } from '../../src/factory/pipe-poller.js';
 import { spawnProcess, type SpawnOptions } from '../../src/factory/spawn-agent.js';
 import { cleanup, isGone, tempDir, waitGone } from './fixtures.js';
 
@@ -9,17 +12,44 @@ afterEach(async () => {
   await cleanup(...dirs.splice(0));
 });
 
-function bash(script: string, extra: Partial<SpawnOptions> = {}): SpawnOptions {
-  return {
-    command: 'bash',
-    args: ['-c', script],
-    cwd: process.cwd(),
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-    ...extra,
-  };
+/** How the child's stdout and stderr are read: a stream per pipe, or FIFOs on one timer. */
+const MODES: { name: string; poller: PipePoller | undefined }[] = [
+  { name: 'streams', poller: undefined },
+  { name: 'a PipePoller', poller: new PipePoller() },
+];
+afterAll(() => {
+  for (const mode of MODES) mode.poller?.close();
+});
+
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+/** Polls `condition` every 20 ms for up to `ms` (generous: a loaded machine is slow). */
+async function waitFor(condition: () => boolean, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) return false;
+    await delay(20);
+  }
+  return true;
 }
 
-describe('spawnProcess', () => {
+describe.each(MODES)('spawnProcess, output read by $name', ({ poller }) => {
+  afterEach(() => {
+    // Every pipe of a finished run is closed, none is left on the timer.
+    if (poller !== undefined) expect(poller.size).toBe(0);
+  });
+
+  function bash(script: string, extra: Partial<SpawnOptions> = {}): SpawnOptions {
+    return {
+      command: 'bash',
+      args: ['-c', script],
+      cwd: process.cwd(),
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      ...(poller === undefined ? {} : { poller }),
+      ...extra,
+    };
+  }
+
   it('reports the exit code and the lines of both streams', async () => {
     const out: string[] = [];
     const err: string[] = [];
@@ -128,6 +158,7 @@ describe('spawnProcess', () => {
       args: [],
       cwd: process.cwd(),
       env: { PATH: process.env.PATH ?? '' },
+      ...(poller === undefined ? {} : { poller }),
     });
     expect(res.spawnError?.message).toContain('ENOENT');
     expect(res.pid).toBeNull();
@@ -146,14 +177,33 @@ describe('spawnProcess', () => {
   });
 
   it('an abort right after the start, before the agent pid is known, still stops it', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const marker = path.join(dir, 'started');
     const controller = new AbortController();
     const started = Date.now();
-    const pending = spawnProcess(bash('sleep 30', { signal: controller.signal, graceMs: 1000 }));
+    const pending = spawnProcess(
+      bash(`touch ${marker}; sleep 30`, { signal: controller.signal, graceMs: 1000 }),
+    );
     controller.abort();
     const res = await pending;
-    expect(res).toMatchObject({ reason: 'aborted', exit: { code: null, signal: 'SIGTERM' } });
-    expect(res.pid).toBeGreaterThan(0);
-    expect(Date.now() - started).toBeLessThan(2000);
+    if (poller === undefined) {
+      // The spawn is synchronous: the process exists and is stopped.
+      expect(res).toMatchObject({ reason: 'aborted', exit: { code: null, signal: 'SIGTERM' } });
+      expect(res.pid).toBeGreaterThan(0);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(await waitGone(res.pid!)).toBe(true);
+    } else {
+      // The abort came while the FIFOs were being made: nothing is started at all.
+      expect(res).toMatchObject({
+        reason: 'aborted',
+        exit: { code: null, signal: null },
+        spawnError: null,
+        pid: null,
+      });
+      await delay(500);
+      await expect(stat(marker)).rejects.toMatchObject({ code: 'ENOENT' });
+    }
   });
 
   it('an agent whose guard is killed is stopped too', async () => {
@@ -170,5 +220,63 @@ describe('spawnProcess', () => {
     expect(res.reason).toBe('exited');
     expect(res.exit).toEqual({ code: null, signal: 'SIGTERM' });
     expect(await waitGone(res.pid!)).toBe(true);
+  });
+
+  it('reads stdout and stderr through the pipes of its mode', async () => {
+    const lines: string[] = [];
+    const res = await spawnProcess(
+      bash('readlink /proc/$$/fd/1; readlink /proc/$$/fd/2', {
+        onStdoutLine: (l) => lines.push(l),
+      }),
+    );
+    expect(res.exit.code).toBe(0);
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      if (poller === undefined) expect(line).toMatch(/^socket:\[\d+\]$/);
+      else expect(line).toMatch(/\/fleet-fifo-[^/]+\/p\d+ \(deleted\)$/);
+    }
+  });
+
+  it('leaves no descriptor open after runs that exit, time out, or fail to start', async () => {
+    // The first runs open descriptors that stay for the process's life (libuv's signal pipe).
+    await spawnProcess(bash('echo warm'));
+    const baseline = openFds();
+    const lines: string[] = [];
+    await Promise.all([
+      spawnProcess(bash('echo one; echo two >&2', { onStdoutLine: (l) => lines.push(l) })),
+      spawnProcess(bash("head -c 1000000 /dev/zero | tr '\\0' z")),
+      spawnProcess(bash('sleep 30', { timeoutMs: 100, graceMs: 1000 })),
+      spawnProcess(bash('echo x', { cwd: '/fleet-no-such-dir' })),
+    ]);
+    const aborted = new AbortController();
+    const pending = spawnProcess(bash('sleep 30', { signal: aborted.signal }));
+    aborted.abort();
+    await pending;
+    expect(lines).toEqual(['one']);
+    expect(await waitFor(() => openFds() === baseline)).toBe(true);
+  });
+});
+
+describe('spawnProcess with a PipePoller that cannot make FIFOs', () => {
+  const broken = new PipePoller({ mkfifo: '/nonexistent/mkfifo' });
+  afterAll(() => broken.close());
+
+  it('falls back to ordinary pipes and reports the lines', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const res = await spawnProcess({
+      command: 'bash',
+      args: ['-c', 'echo one; echo two >&2; readlink /proc/$$/fd/1; exit 3'],
+      cwd: process.cwd(),
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      poller: broken,
+      onStdoutLine: (l) => out.push(l),
+      onStderrLine: (l) => err.push(l),
+    });
+    expect(res).toMatchObject({ exit: { code: 3, signal: null }, reason: 'exited' });
+    expect(res.pid).toBeGreaterThan(0);
+    expect(out[0]).toBe('one');
+    expect(out[1]).toMatch(/^socket:\[\d+\]$/);
+    expect(err).toEqual(['two']);
   });
 });
