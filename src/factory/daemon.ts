@@ -150,6 +150,8 @@ class Factory implements DaemonControl {
   private readonly clock: () => number;
   private readonly seats = new Map<string, Seat>();
   private draining = false;
+  /** The server has heard of this factory's drain (it told us, or took our `drain`). */
+  private drainKnown = false;
   private closed = false;
   private claiming = false;
   private claimAgain = false;
@@ -170,7 +172,14 @@ class Factory implements DaemonControl {
     this.log = options.logger;
     this.clock = options.clock ?? Date.now;
     const pollMs = options.pollOutputMs === undefined ? DEFAULT_POLL_MS : options.pollOutputMs;
-    this.poller = pollMs === null ? null : new PipePoller({ intervalMs: pollMs });
+    this.poller =
+      pollMs === null
+        ? null
+        : new PipePoller({
+            intervalMs: pollMs,
+            onOpenError: (err) =>
+              this.log.warn({ err }, "could not make an agent's output pipes; using ordinary ones"),
+          });
     this.connection = new FactoryConnection({
       baseUrl: options.server,
       token: options.token,
@@ -192,6 +201,9 @@ class Factory implements DaemonControl {
         if (state === 'connected') {
           this.wasConnected = true;
           this.flushSoon(0);
+          if (this.connection.hello?.draining === true) this.drainedByServer('on reconnect');
+          // A drain asked for while the server was unreachable reaches it now.
+          else if (this.draining && !this.drainKnown) void this.tellDrain();
         }
       },
       logger: this.log,
@@ -209,6 +221,7 @@ class Factory implements DaemonControl {
           { err },
           "agents' output is read on every write: polling needs mkfifo (coreutils) on PATH",
         );
+        this.poller.close();
         this.poller = null;
       }
     }
@@ -306,13 +319,37 @@ class Factory implements DaemonControl {
     this.log.info({}, 'draining: no new claims');
     this.draining = true;
     clearInterval(this.pollTimer);
-    // The server hears it too (the factory's status, and no claims for a reconnect); a factory
-    // that is offline just stops claiming. A shutdown needs no drain on the server: it goes
-    // offline.
-    if (!this.stopping)
-      await this.connection.drain().catch((err: unknown) => {
-        this.log.warn({ err }, 'could not tell the server about the drain; claiming stops here');
-      });
+    // The server hears it too (the factory's status, and no claims for a reconnect); while it
+    // is unreachable, the next connect tells it. A shutdown needs no drain on the server: it
+    // goes offline.
+    await this.tellDrain();
+  }
+
+  /** Sends `drain` to the server unless it knows already (or this factory is stopping). */
+  private async tellDrain(): Promise<void> {
+    if (this.stopping || this.drainKnown || this.connection.state !== 'connected') {
+      if (!this.stopping && !this.drainKnown)
+        this.log.warn({}, 'the server is unreachable: it hears of the drain on reconnect');
+      return;
+    }
+    try {
+      await this.connection.drain();
+      this.drainKnown = true;
+    } catch (err) {
+      this.log.warn(
+        { err },
+        'could not tell the server about the drain; it is sent again on reconnect',
+      );
+    }
+  }
+
+  /** The server says this factory is drained (through its API): stop claiming here too. */
+  private drainedByServer(when: string): void {
+    this.drainKnown = true;
+    if (this.draining) return;
+    this.log.info({ when }, 'the server drained this factory: no new claims');
+    this.draining = true;
+    clearInterval(this.pollTimer);
   }
 
   shutdown(deadlineMs: number): Promise<void> {
@@ -373,6 +410,10 @@ class Factory implements DaemonControl {
         result = await this.connection.claim(free, this.options.leaseTtlMs);
       } catch (err) {
         this.log.warn({ err }, 'claim failed');
+        return;
+      }
+      if (result.draining === true) {
+        this.drainedByServer('on claim');
         return;
       }
       for (const a of result.assignments)

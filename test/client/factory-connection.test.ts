@@ -244,6 +244,7 @@ describeStores('FactoryConnection', (kind) => {
       factoryId: expect.any(String),
       leaseTtlMs: 30_000,
       heartbeatMs: 10_000,
+      draining: false,
     });
     expect(conn.state).toBe('connected');
     expect(states).toEqual(['connecting', 'reconciling', 'connected']);

@@ -145,6 +145,40 @@ describe('factory daemon', () => {
     expect((await f.job(id)).stage).toBe('queued');
   });
 
+  it('a drain asked for while the server is unreachable reaches it on reconnect', async () => {
+    const f = await setup({}, true);
+    const [registered] = await f.operator.listFactories();
+    f.proxy!.setDown(true);
+    await until(() => f.factory.status().connection !== 'connected');
+    await f.factory.drain();
+    expect(f.factory.status()).toMatchObject({ draining: true });
+    // The server has not heard: there the factory is offline (disconnected), not draining.
+    await until(
+      async () => (await f.store.getFactory('acme', registered!.id))?.status === 'offline',
+    );
+    f.proxy!.setDown(false);
+    await until(
+      async () => (await f.store.getFactory('acme', registered!.id))?.status === 'draining',
+    );
+    expect(f.factory.status()).toMatchObject({ connection: 'connected', draining: true });
+    const id = await f.submit({ bodyMd: 'true', key: 'd2' });
+    await new Promise((r) => setTimeout(r, 600)); // three polls' worth
+    expect((await f.job(id)).stage).toBe('queued');
+  });
+
+  it('a drain through the API is learned by the daemon: its status and snapshot say draining', async () => {
+    const f = await setup();
+    const [registered] = await f.operator.listFactories();
+    expect(f.factory.status()).toMatchObject({ draining: false });
+    await f.operator.drainFactory(registered!.id);
+    // The next claim (a poll, every 200 ms here) is refused with draining: true.
+    await until(() => f.factory.status().draining);
+    expect(f.factory.snapshot().factory).toMatchObject({ draining: true });
+    const id = await f.submit({ bodyMd: 'true', key: 'd3' });
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await f.job(id)).stage).toBe('queued');
+  });
+
   it('on shutdown, stops the runs past the deadline and requeues them with a checkpoint', async () => {
     const f = await setup();
     const id = await f.submit({ bodyMd: 'echo wip > wip.txt; sleep 30', key: 's1' });

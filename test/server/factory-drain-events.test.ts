@@ -10,7 +10,8 @@ async function setup(kind: StoreKind) {
     const f = new RawFactory(url, factoryToken);
     await f.open();
     const reply = await f.request({ ...hello(lane), ...extra });
-    return { f, factoryId: (reply.result as { factoryId: string }).factoryId };
+    const result = reply.result as { factoryId: string; draining?: boolean };
+    return { f, factoryId: result.factoryId, hello: result };
   };
   const submit = async (n: number) => {
     const op = await server.token('operator', ['acme']);
@@ -48,7 +49,7 @@ describeStores('factory protocol: drain', (kind) => {
 
     await drain(factoryId);
     const none = await control.request({ type: 'claim', limit: 5 });
-    expect(none.result).toEqual({ assignments: [] });
+    expect(none.result).toEqual({ assignments: [], draining: true });
     // The job left behind is still queued; the held run still reports.
     expect((await store.listJobs('acme', { stage: 'queued' })).items).toHaveLength(1);
     const start = await control.request({
@@ -67,14 +68,18 @@ describeStores('factory protocol: drain', (kind) => {
     first.close();
     await submit(1);
 
-    const { f: again } = await connect('control', { reconnect: true });
+    const { f: again, hello: rehello } = await connect('control', { reconnect: true });
+    // The hello tells the reconnecting factory it is drained.
+    expect(rehello.draining).toBe(true);
     expect((await store.getFactory('acme', factoryId))?.status).toBe('draining');
     expect((await again.request({ type: 'claim', limit: 1 })).result).toEqual({
       assignments: [],
+      draining: true,
     });
     again.close();
 
-    const { f: fresh } = await connect('control');
+    const { f: fresh, hello: freshHello } = await connect('control');
+    expect(freshHello.draining).toBe(false);
     expect((await store.getFactory('acme', factoryId))?.status).toBe('online');
     const claimed = (await fresh.request({ type: 'claim', limit: 1 })).result as Assignments;
     expect(claimed.assignments).toHaveLength(1);
@@ -98,6 +103,7 @@ describeStores('factory protocol: a factory drains itself', (kind) => {
     expect((await control.request({ type: 'drain' })).result).toEqual({ status: 'draining' });
     expect((await control.request({ type: 'claim', limit: 1 })).result).toEqual({
       assignments: [],
+      draining: true,
     });
     control.close();
     events.close();

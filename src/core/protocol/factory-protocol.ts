@@ -124,9 +124,15 @@ export const FactoryResults = {
     factoryId: Id,
     leaseTtlMs: z.number().int().positive(),
     heartbeatMs: z.number().int().positive(),
+    /** The factory reconnected while drained: it gets no claims. Absent from older servers. */
+    draining: z.boolean().optional(),
   }),
   reconcile: z.object({ valid: z.array(FencedRefSchema), stale: z.array(FencedRefSchema) }),
-  claim: z.object({ assignments: z.array(z.object({ job: Job, run: Run, lease: Lease })) }),
+  claim: z.object({
+    assignments: z.array(z.object({ job: Job, run: Run, lease: Lease })),
+    /** The factory is drained (say, through the API): no claims until it registers anew. */
+    draining: z.boolean().optional(),
+  }),
   drain: z.object({ status: z.literal('draining') }),
   heartbeat: z.object({
     renewed: z.array(Lease),

@@ -131,7 +131,7 @@ export class FactorySession {
         return this.reconcile(entry, r.runs);
       case 'claim': {
         // A draining factory finishes its runs and gets no new ones.
-        if (await this.isDraining(entry)) return { assignments: [] };
+        if (await this.isDraining(entry)) return { assignments: [], draining: true };
         const assignments = await store.claim({
           factoryId: entry.factoryId,
           tenants: entry.tenants,
@@ -249,6 +249,7 @@ export class FactorySession {
       factoryId: factory.id,
       leaseTtlMs: this.ctx.leaseTtlMs,
       heartbeatMs: Math.max(250, Math.floor(this.ctx.leaseTtlMs / 3)),
+      draining: keepDraining,
     };
   }
 
