@@ -80,6 +80,13 @@ export type RunningFactory = DaemonControl & {
 export const SHUTDOWN = 'shutdown';
 /** Events per batch on the events lane. */
 const BATCH = 500;
+/**
+ * About how much (characters of JSON) one events request may carry, all runs' batches together:
+ * a frame must stay under the server's 8 MiB limit. One event always goes, and none is over
+ * about 1 Mi characters (a line is cut there), so a request stays under 8 MiB even when every
+ * character takes 6 bytes (an escaped control character).
+ */
+const REQUEST_CHARS = 1024 * 1024;
 /** Unsent events a run keeps in memory by default (see FactoryOptions.pendingLimit). */
 const PENDING_LIMIT = 20_000;
 
@@ -88,6 +95,8 @@ interface Batch {
   seat: Seat;
   events: EventInput[];
   spooled: boolean;
+  /** About how many characters of JSON the events take (see approxChars). */
+  size: number;
 }
 
 /** Removes a batch the server has taken (or refused for good) from where it came from. */
@@ -160,6 +169,8 @@ class Factory implements DaemonControl {
   /** The armed flush timer is due at once (a full batch is waiting). */
   private flushNow = false;
   private flushing: Promise<void> = Promise.resolve();
+  /** Which run's batch goes first in the next events request. */
+  private rotation = 0;
   private stopHeartbeats: () => void = () => undefined;
   private shuttingDown: Promise<void> | null = null;
   /** Set when a shutdown starts (its drain stays local: the factory goes offline anyway). */
@@ -692,8 +703,16 @@ class Factory implements DaemonControl {
         for (const s of seats) await this.spoolPending(s);
         return;
       }
+      // Runs take turns being first, so a flooding run cannot keep the others waiting.
+      const first = this.rotation++ % seats.length;
       const batches: Batch[] = [];
-      for (const s of seats) batches.push(await this.nextBatch(s));
+      let budget = REQUEST_CHARS;
+      for (const s of [...seats.slice(first), ...seats.slice(0, first)]) {
+        if (budget <= 0) break;
+        const batch = await this.nextBatch(s, budget);
+        budget -= batch.size;
+        batches.push(batch);
+      }
       try {
         const { results } = await this.connection.sendEvents(
           batches.map((b) => eventBatch(b.seat.ref, b.events)),
@@ -742,11 +761,22 @@ class Factory implements DaemonControl {
    * takes its events costs disk, not memory. Checked between sends: memory holds at most the
    * limit plus what arrives during one round trip.
    */
-  private async nextBatch(seat: Seat): Promise<Batch> {
+  private async nextBatch(seat: Seat, budget: number): Promise<Batch> {
     if (seat.pending.length > (this.options.pendingLimit ?? PENDING_LIMIT))
       await this.spoolPending(seat, false);
-    if (seat.spool.count > 0) return { seat, events: await seat.spool.peek(BATCH), spooled: true };
-    return { seat, events: seat.pending.slice(0, BATCH), spooled: false };
+    if (seat.spool.count > 0) {
+      const events = await seat.spool.peek(BATCH, budget);
+      return { seat, events, spooled: true, size: approxChars(events) };
+    }
+    let size = 0;
+    let n = 0;
+    while (n < Math.min(BATCH, seat.pending.length)) {
+      const next = approxChars(seat.pending[n]);
+      if (n > 0 && size + next > budget) break;
+      size += next;
+      n++;
+    }
+    return { seat, events: seat.pending.slice(0, n), spooled: false, size };
   }
 
   /** Moves the seat's pending events to the end of its spool (`bounded`: while disconnected). */
@@ -822,3 +852,20 @@ const delay = (ms: number) =>
   new Promise<void>((resolve) => {
     setTimeout(resolve, ms).unref?.();
   });
+
+/**
+ * About how many characters `value` takes as JSON: its strings' lengths and a little for the
+ * rest. Cheap (no serialization) and close for the ASCII that agents print.
+ */
+export function approxChars(value: unknown, depth = 0): number {
+  if (typeof value === 'string') return value.length + 2;
+  if (value === null || typeof value !== 'object' || depth > 16) return 8;
+  let n = 2;
+  if (Array.isArray(value)) {
+    for (const item of value) n += approxChars(item, depth + 1) + 1;
+  } else {
+    for (const [key, item] of Object.entries(value))
+      n += key.length + 4 + approxChars(item, depth + 1);
+  }
+  return n;
+}

@@ -38,6 +38,24 @@ describe('event spool: spilled events are read back in chunks', () => {
     await expect(readFile(spool.file)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('peek stops at a byte budget, but always returns the first event', async () => {
+    const dir = await tempDir('fleet-spool-');
+    onTestFinished(() => cleanup(dir));
+    const spool = new EventSpool(path.join(dir, 'a.jsonl'), 100);
+    const big = (i: number): EventInput => ({
+      type: 'log',
+      at: i,
+      data: { line: 'y'.repeat(1000) },
+    });
+    await spool.append([big(1), big(2), big(3), big(4)], false);
+    const lineBytes = JSON.stringify(big(1)).length + 1;
+    expect(await spool.peek(10, lineBytes * 2)).toEqual([big(1), big(2)]);
+    expect(await spool.peek(10, lineBytes * 2 - 1)).toEqual([big(1)]);
+    expect(await spool.peek(10, 10)).toEqual([big(1)]);
+    await spool.drop(1);
+    expect(await spool.peek(10)).toEqual([big(2), big(3), big(4)]);
+  });
+
   it('a bounded append after a partial drop trims from the unsent head, not the file start', async () => {
     const dir = await tempDir('fleet-spool-');
     onTestFinished(() => cleanup(dir));
@@ -106,4 +124,50 @@ describe('factory daemon: a bounded in-memory queue', () => {
     expect(lines).toEqual(Array.from({ length: N }, (_, i) => `line ${i + 1}`));
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
   });
+});
+
+describe('factory daemon: batches fit the events lane', () => {
+  it('a run printing many long lines gets them all stored: no batch is over the frame limit', async () => {
+    const server = await listen(sqlite, { store: { clock: () => Date.now() } });
+    const token = await server.token('factory', ['acme']);
+    const operator = server.client(await server.token('operator', ['acme']));
+    const workDir = await tempDir('fleet-work-');
+    onTestFinished(() => cleanup(workDir));
+    const factory = await startFactory({
+      server: server.baseUrl,
+      token,
+      name: 'long-lines-factory',
+      seats: 1,
+      capabilities: [],
+      workDir,
+      logger: pino({ level: 'silent' }),
+      pollMs: 200,
+      graceMs: 500,
+    });
+    onTestFinished(() => factory.stop());
+
+    // 24 lines of 700,000 characters: about 16 MiB of events, twice the 8 MiB a frame may hold.
+    const N = 24;
+    const cwd = await tempDir('fleet-long-');
+    onTestFinished(() => cleanup(cwd));
+    const body = `for i in $(seq 1 ${N}); do printf 'line %s ' "$i"; head -c 700000 /dev/zero | tr '\\0' x; echo; done`;
+    const { jobs } = await operator.submitJobs([
+      { engine: 'shell', bodyMd: body, manifest: { cwd } } as never,
+    ]);
+    const id = jobs[0]!.job.id;
+    const end = Date.now() + 60_000;
+    while ((await server.store.getJob('acme', id))!.stage !== 'succeeded') {
+      if (Date.now() > end) throw new Error('the long-lines job did not succeed');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const lines = (await server.store.readEvents('acme', id, { limit: 10_000 }))
+      .filter((e) => e.type === 'log')
+      .map((e) => (e.data as { line: string }).line);
+    expect(lines.map((l) => l.slice(0, l.indexOf(' x'))).join(',')).toBe(
+      Array.from({ length: N }, (_, i) => `line ${i + 1}`).join(','),
+    );
+    expect(lines.every((l) => l.length === `line ${lines.indexOf(l) + 1} `.length + 700_000)).toBe(
+      true,
+    );
+  }, 90_000);
 });

@@ -64,8 +64,11 @@ export class EventSpool {
     this.count = kept.length + 1;
   }
 
-  /** The first `max` events (at most), oldest first, still in the spool until {@link drop}. */
-  async peek(max: number): Promise<EventInput[]> {
+  /**
+   * The first `max` events (at most), oldest first, still in the spool until {@link drop}; no
+   * more than `maxBytes` of their JSON lines, but always the first one.
+   */
+  async peek(max: number, maxBytes = Infinity): Promise<EventInput[]> {
     this.peeked = [];
     if (this.count === 0 || max < 1) return [];
     const events: EventInput[] = [];
@@ -73,7 +76,9 @@ export class EventSpool {
     try {
       let pos = this.head;
       let carry = Buffer.alloc(0);
-      while (events.length < max) {
+      let bytes = 0;
+      let full = false;
+      while (events.length < max && !full) {
         const chunk = Buffer.allocUnsafe(PEEK_CHUNK);
         const { bytesRead } = await handle.read(chunk, 0, PEEK_CHUNK, pos);
         if (bytesRead === 0) break;
@@ -81,8 +86,14 @@ export class EventSpool {
         const data = Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
         let start = 0;
         for (let nl = data.indexOf(NEWLINE); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
+          const size = nl + 1 - start;
+          if (events.length > 0 && bytes + size > maxBytes) {
+            full = true;
+            break;
+          }
           events.push(JSON.parse(data.toString('utf8', start, nl)) as EventInput);
-          this.peeked.push(nl + 1 - start);
+          this.peeked.push(size);
+          bytes += size;
           start = nl + 1;
           if (events.length === max) break;
         }
