@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { performance } from 'node:perf_hooks';
 import {
   DEFAULT_INGEST_EVENTS,
@@ -196,25 +197,31 @@ async function runFootprint(o: BenchOptions): Promise<[FootprintRow, FloodRow]> 
       `lease TTL ${o.floodLeaseTtlMs} ms`,
   );
   const ttl = o.floodLeaseTtlMs;
-  const fl = await withFreshStore(setup, o.pgUrl, (store) =>
-    withServer(
-      store,
-      (server) =>
-        factoryFlood(
-          store,
-          server,
-          ttl,
-          {
-            linesPerSec: o.floodRate,
-            seconds: o.floodSeconds,
-            nodeFlags: nodeFlags('flood'),
-            entry: o.factoryEntry,
-          },
-          progress,
-        ),
-      { leaseTtlMs: ttl },
-    ),
-  );
+  const fl = await withFreshStore(setup, o.pgUrl, async (store, where) => {
+    const seqs = sqliteLastSeq(where);
+    try {
+      return await withServer(
+        store,
+        (server) =>
+          factoryFlood(
+            store,
+            server,
+            ttl,
+            {
+              linesPerSec: o.floodRate,
+              lastSeq: seqs.lastSeq,
+              seconds: o.floodSeconds,
+              nodeFlags: nodeFlags('flood'),
+              entry: o.factoryEntry,
+            },
+            progress,
+          ),
+        { leaseTtlMs: ttl },
+      );
+    } finally {
+      seqs.close();
+    }
+  });
   return [
     {
       name: 'factory-footprint',
@@ -265,4 +272,22 @@ main(options).catch((err: unknown) => {
 
 function inspectCause(cause: unknown): string {
   return cause instanceof Error ? (cause.stack ?? cause.message) : JSON.stringify(cause);
+}
+
+/**
+ * max(seq) of a job's events, on a read-only connection to the SQLite file at `path` (opened
+ * on first use); `close` closes it.
+ */
+function sqliteLastSeq(path: string): { lastSeq: (jobId: string) => number; close: () => void } {
+  let db: Database.Database | null = null;
+  return {
+    lastSeq: (jobId) => {
+      db ??= new Database(path, { readonly: true, fileMustExist: true });
+      const row = db.prepare('SELECT max(seq) AS seq FROM events WHERE job_id = ?').get(jobId) as {
+        seq: number | null;
+      };
+      return row.seq ?? 0;
+    },
+    close: () => db?.close(),
+  };
 }
