@@ -19,6 +19,8 @@ interface FactoryCommandOptions {
   capabilities?: string;
   workDir?: string;
   pollMs: string;
+  portBase: string;
+  portsPerSeat: string;
 }
 
 export interface FactoryCommandDeps {
@@ -57,6 +59,12 @@ export function registerFactoryCommand(
       'worktrees, scratch dirs and the event spool (default: <data dir>/factory)',
     )
     .option('--poll-ms <ms>', 'claim at least this often, in milliseconds', '2000')
+    .option(
+      '--port-base <port>',
+      'first port of seat 0; each run gets FLEET_PORT (its seat’s first port) and FLEET_PORT_COUNT',
+      '41000',
+    )
+    .option('--ports-per-seat <n>', 'ports each seat gets, from FLEET_PORT on', '10')
     .action(async (options: FactoryCommandOptions) => {
       await runFactory(options, io, deps);
     });
@@ -69,6 +77,12 @@ async function runFactory(
 ): Promise<void> {
   const seats = wholeNumber('--seats', options.seats, 1, 10_000);
   const pollMs = wholeNumber('--poll-ms', options.pollMs, 50, 3_600_000);
+  const portBase = wholeNumber('--port-base', options.portBase, 1024, 65_535);
+  const portsPerSeat = wholeNumber('--ports-per-seat', options.portsPerSeat, 1, 1_000);
+  if (portBase + seats * portsPerSeat - 1 > 65_535)
+    throw new CliError(
+      `--port-base ${portBase} with ${seats} seats × ${portsPerSeat} ports runs past port 65535; lower --port-base or --ports-per-seat`,
+    );
   const dataDir = resolveDataDir(options.dataDir, io);
   const { server, token } = resolveConnection(
     { ...options, dataDir },
@@ -104,6 +118,8 @@ async function runFactory(
       workDir,
       logger,
       pollMs,
+      portBase,
+      portsPerSeat,
       version: packageVersion(),
     });
   } catch (err) {

@@ -67,6 +67,13 @@ export interface FactoryOptions {
   pollOutputMs?: number | null;
   /** SIGTERM → SIGKILL grace for agents. */
   graceMs?: number;
+  /**
+   * Each seat gets `portsPerSeat` ports from `portBase` on (seat i: portBase + i × portsPerSeat
+   * on), handed to its runs as FLEET_PORT (the first) and FLEET_PORT_COUNT, so agents that
+   * start dev servers or tests on ports do not collide. Defaults 41000 and 10.
+   */
+  portBase?: number;
+  portsPerSeat?: number;
   version?: string;
 }
 
@@ -78,6 +85,9 @@ export type RunningFactory = DaemonControl & {
 
 /** The abort reason of a run stopped by a graceful shutdown (reported as a retryable crash). */
 export const SHUTDOWN = 'shutdown';
+/** The first port of seat 0, and how many ports each seat gets (FLEET_PORT…). */
+const DEFAULT_PORT_BASE = 41_000;
+const DEFAULT_PORTS_PER_SEAT = 10;
 /** Events per batch on the events lane. */
 const BATCH = 500;
 /**
@@ -125,6 +135,10 @@ interface Seat {
   done: Promise<void>;
   /** Messages for the agent (IPC notify / resume). */
   inbox: RunInbox;
+  /** The run's job-scoped token from the server (FLEET_TOKEN), when it sent one. */
+  agentToken: string | null;
+  /** Which seat (0-based) the run holds: its ports are FLEET_PORT… (see FactoryOptions). */
+  index: number;
 }
 
 /**
@@ -428,7 +442,7 @@ class Factory implements DaemonControl {
         return;
       }
       for (const a of result.assignments)
-        this.seat(a.job, { jobId: a.job.id, epoch: a.lease.leaseEpoch });
+        this.seat(a.job, { jobId: a.job.id, epoch: a.lease.leaseEpoch }, a.agentToken ?? null);
       // A full claim may have left more work behind.
       if (result.assignments.length === free) this.claimAgain = true;
     } while (this.claimAgain);
@@ -436,8 +450,11 @@ class Factory implements DaemonControl {
 
   // ---- Seats -----------------------------------------------------------------------------
 
-  private seat(job: Job, ref: FencedRef): void {
+  private seat(job: Job, ref: FencedRef, agentToken: string | null): void {
     const controller = new AbortController();
+    const taken = new Set([...this.seats.values()].map((s) => s.index));
+    let index = 0;
+    while (taken.has(index)) index++;
     const seat: Seat = {
       ref,
       job,
@@ -455,6 +472,8 @@ class Factory implements DaemonControl {
       localSeq: 0,
       done: Promise.resolve(),
       inbox: new RunInbox(`job ${job.id}`, (event) => this.event(seat, event)),
+      agentToken,
+      index,
     };
     this.seats.set(job.id, seat);
     this.log.info(
@@ -537,7 +556,16 @@ class Factory implements DaemonControl {
       },
       engine,
       workRoot,
-      env: { FLEET_URL: this.connection.baseUrl, FLEET_JOB_ID: job.id },
+      env: {
+        FLEET_URL: this.connection.baseUrl,
+        FLEET_JOB_ID: job.id,
+        ...(seat.agentToken === null ? {} : { FLEET_TOKEN: seat.agentToken }),
+        FLEET_PORT: String(
+          (this.options.portBase ?? DEFAULT_PORT_BASE) +
+            seat.index * (this.options.portsPerSeat ?? DEFAULT_PORTS_PER_SEAT),
+        ),
+        FLEET_PORT_COUNT: String(this.options.portsPerSeat ?? DEFAULT_PORTS_PER_SEAT),
+      },
       ...(this.options.graceMs === undefined ? {} : { graceMs: this.options.graceMs }),
       signal: seat.controller.signal,
       inbox: seat.inbox,

@@ -9,7 +9,7 @@ import {
   prepareWorkspace,
   type RunJobInput,
   type RunOutcome,
-  stringEnv,
+  inheritedEnv,
 } from './run-job.js';
 import { DEFAULT_GRACE_MS } from './spawn-agent.js';
 import { runVerify } from './verify.js';
@@ -213,7 +213,7 @@ async function decideGate(
     }
   }
 
-  const env = { ...stringEnv(process.env), ...(input.job.env ?? {}), ...input.env };
+  const env = { ...inheritedEnv(process.env), ...(input.job.env ?? {}), ...input.env };
   const verify: VerifyResult = { passed: true, commands: [] };
   outcome.verifyResult = verify;
   for (const check of gate.checks) {

@@ -154,7 +154,7 @@ export async function runJob(input: RunJobInput): Promise<RunOutcome> {
   );
 
   const env: Record<string, string> = {
-    ...stringEnv(process.env),
+    ...inheritedEnv(process.env),
     ...(job.env ?? {}),
   };
   const stopped = (): RunResult | null => {
@@ -560,6 +560,17 @@ export async function prepareWorkspace(
 }
 
 /** The variables of `env` that are set. */
+/**
+ * The factory's environment as its runs inherit it: without FLEET_TOKEN, the factory's own
+ * credential (it claims and completes any job of its tenants), which no agent may hold. A run
+ * gets its own job-scoped token in `input.env` instead.
+ */
+export function inheritedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out = stringEnv(env);
+  delete out.FLEET_TOKEN;
+  return out;
+}
+
 export function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;

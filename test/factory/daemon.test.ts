@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
@@ -177,6 +178,57 @@ describe('factory daemon', () => {
     const id = await f.submit({ bodyMd: 'true', key: 'd3' });
     await new Promise((r) => setTimeout(r, 600));
     expect((await f.job(id)).stage).toBe('queued');
+  });
+
+  it("hands each agent a job-scoped token and its seat's ports, never the factory's token", async () => {
+    // The factory's own credential in its environment (as `fleet up` passes it) must not leak.
+    const saved = process.env.FLEET_TOKEN;
+    process.env.FLEET_TOKEN = 'fleet_fac_the-factory-secret';
+    onTestFinished(() => {
+      if (saved === undefined) delete process.env.FLEET_TOKEN;
+      else process.env.FLEET_TOKEN = saved;
+    });
+    const f = await setup({ seats: 2, portBase: 45_000, portsPerSeat: 5 });
+    const other = await f.submit({ bodyMd: 'true', key: 'other' });
+    await f.settled(other);
+    const go = path.join(f.workDir, 'go');
+    const script = (key: string) =>
+      `echo "TOKEN=$FLEET_TOKEN PORT=$FLEET_PORT COUNT=$FLEET_PORT_COUNT JOB=$FLEET_JOB_ID"; ` +
+      `while [ ! -f ${go} ]; do sleep 0.02; done; echo ${key}`;
+    const a = await f.submit({ bodyMd: script('a'), key: 'tok-a' });
+    const b = await f.submit({ bodyMd: script('b'), key: 'tok-b' });
+    const envOf = async (id: string) => {
+      let line: string | undefined;
+      await until(async () => {
+        line = logLines(await f.events(id)).find((l) => l.startsWith('TOKEN='));
+        return line !== undefined;
+      });
+      const m = /^TOKEN=(\S*) PORT=(\d+) COUNT=(\d+) JOB=(\S+)$/.exec(line!);
+      expect(m, line).not.toBeNull();
+      return { token: m![1]!, port: Number(m![2]), count: Number(m![3]), job: m![4]! };
+    };
+    const [ea, eb] = await Promise.all([envOf(a), envOf(b)]);
+    expect(ea.job).toBe(a);
+    expect(eb.job).toBe(b);
+    // Both seats are busy: seat 0 and seat 1, five ports each.
+    expect([ea.port, eb.port].sort()).toEqual([45_000, 45_005]);
+    expect(ea.count).toBe(5);
+    for (const t of [ea.token, eb.token]) expect(t).toMatch(/^fleet_agt_/);
+    expect(ea.token).not.toBe(eb.token);
+
+    // The token reads its own job and nothing else, while the run lasts.
+    const agent = f.client(ea.token);
+    expect((await agent.getJob(a)).job.id).toBe(a);
+    await expect(agent.getJob(b)).rejects.toMatchObject({ status: 404 });
+    await expect(agent.getJob(other)).rejects.toMatchObject({ status: 404 });
+    await expect(agent.listFactories()).rejects.toMatchObject({ status: 403 });
+
+    await writeFile(go, '');
+    await f.settled(a);
+    await f.settled(b);
+    expect((await f.job(a)).stage).toBe('succeeded');
+    // Revoked when the run reported its end.
+    await expect(agent.getJob(a)).rejects.toMatchObject({ status: 401 });
   });
 
   it('on shutdown, stops the runs past the deadline and requeues them with a checkpoint', async () => {

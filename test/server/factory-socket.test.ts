@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeStores, type StoreKind } from '../helpers/stores.js';
+import { hashSecret } from '../../src/server/token-secret.js';
 import { bearer } from './helpers.js';
 import { RawFactory, hello, openFactorySocket } from './raw-factory.js';
 
@@ -46,10 +47,17 @@ describeStores('factory protocol', (kind) => {
 
     const claimed = await control.request({ type: 'claim', limit: 5 });
     const [a] = (
-      claimed.result as { assignments: { job: { id: string }; lease: { leaseEpoch: number } }[] }
+      claimed.result as {
+        assignments: { job: { id: string }; lease: { leaseEpoch: number }; agentToken?: string }[];
+      }
     ).assignments;
     expect(a).toBeDefined();
     const ref = { jobId: a!.job.id, epoch: a!.lease.leaseEpoch };
+    // The run's agent gets a token of its own: an agent token scoped to this job.
+    expect(a!.agentToken).toMatch(/^fleet_agt_/);
+    const agentToken = await store.findTokenByHash(hashSecret(a!.agentToken!));
+    expect(agentToken).toMatchObject({ role: 'agent', tenants: ['acme'], jobId: ref.jobId });
+    expect(agentToken!.expiresAt).toBeGreaterThan(Date.now());
 
     const beat = await control.request({
       type: 'heartbeat',
@@ -86,6 +94,8 @@ describeStores('factory protocol', (kind) => {
       insights: { tokensIn: 10 },
     });
     expect(done.result).toMatchObject({ job: { stage: 'succeeded' } });
+    // The run ended: its agent's token is revoked.
+    expect(await store.findTokenByHash(hashSecret(a!.agentToken!))).toBeNull();
     const late = await events.request({
       type: 'events',
       batches: [{ ...ref, events: [{ type: 'late' }] }],
@@ -152,7 +162,7 @@ describeStores('factory protocol', (kind) => {
       { tenant: 'acme', bodyMd: 'two' },
     ]);
     const claimed = (await a.request({ type: 'claim', limit: 2 })).result as {
-      assignments: { job: { id: string }; lease: { leaseEpoch: number } }[];
+      assignments: { job: { id: string }; lease: { leaseEpoch: number }; agentToken: string }[];
     };
     const [one, two] = claimed.assignments.map((x) => ({
       jobId: x.job.id,
@@ -186,6 +196,10 @@ describeStores('factory protocol', (kind) => {
       epoch: two!.epoch,
       reason: 'wrong repo',
     });
+    // A cancelled run's agent loses its token; the other run's keeps working.
+    const [tokenOne, tokenTwo] = claimed.assignments.map((x) => hashSecret(x.agentToken));
+    await expect.poll(() => store.findTokenByHash(tokenTwo!)).toBeNull();
+    expect(await store.findTokenByHash(tokenOne!)).toMatchObject({ jobId: one!.jobId });
 
     const rec = await a.request({
       type: 'reconcile',

@@ -129,7 +129,15 @@ export const FactoryResults = {
   }),
   reconcile: z.object({ valid: z.array(FencedRefSchema), stale: z.array(FencedRefSchema) }),
   claim: z.object({
-    assignments: z.array(z.object({ job: Job, run: Run, lease: Lease })),
+    assignments: z.array(
+      z.object({
+        job: Job,
+        run: Run,
+        lease: Lease,
+        /** A job-scoped `agent` token for the run's agent (FLEET_TOKEN); see AgentTokens. */
+        agentToken: z.string().optional(),
+      }),
+    ),
     /** The factory is drained (say, through the API): no claims until it registers anew. */
     draining: z.boolean().optional(),
   }),

@@ -6,6 +6,7 @@ import {
   FactoryRequest as FactoryRequestSchema,
   type FactoryResult,
   type FactoryRequestType,
+  type Job,
   type Lane,
   type Lease,
   NotFoundError,
@@ -16,6 +17,7 @@ import {
 import type { FencedRef, Store } from '../../store/index.js';
 import { toErrorResponse } from '../api-errors.js';
 import type { EventHub } from '../event-hub.js';
+import type { AgentTokens } from './agent-tokens.js';
 import { drainFactory } from './drain.js';
 import type { FactoryEntry, FactoryRegistry } from './factory-registry.js';
 
@@ -23,6 +25,8 @@ export interface SessionContext {
   store: Store;
   hub: EventHub;
   registry: FactoryRegistry;
+  /** Mints each claimed run's job-scoped token for its agent (see AgentTokens). */
+  agentTokens?: AgentTokens;
   log: FastifyBaseLogger;
   leaseTtlMs: number;
   /** Tenants the token may act in; a factory serves all of them. */
@@ -143,7 +147,14 @@ export class FactorySession {
           entry.held.set(a.job.id, a.lease.leaseEpoch);
           hub.publish(a.job.id);
         }
-        return { assignments };
+        return {
+          assignments: await Promise.all(
+            assignments.map(async (a) => ({
+              ...a,
+              ...(await this.agentToken(a.job, a.lease.leaseEpoch)),
+            })),
+          ),
+        };
       }
       case 'drain': {
         await drainFactory(store, this.ctx.tenants[0]!, entry.factoryId);
@@ -197,6 +208,7 @@ export class FactorySession {
         await this.authorize(entry, r);
         const job = r.type === 'complete' ? await store.complete(r) : await store.fail(r);
         entry.held.delete(job.id);
+        await this.revokeAgentToken(job.id);
         hub.publish(job.id);
         // A completion may have queued dependents: wake claimers then, and only then (an
         // empty claim would queue on the control lane ahead of a real one). A requeued failure
@@ -240,6 +252,7 @@ export class FactorySession {
       this.unsubscribe.push(
         this.ctx.hub.subscribeCancel(factory.id, (m) => {
           entry.held.delete(m.jobId);
+          void this.revokeAgentToken(m.jobId);
           this.send({ type: 'cancel', jobId: m.jobId, epoch: m.epoch, reason: m.reason });
         }),
       );
@@ -251,6 +264,29 @@ export class FactorySession {
       heartbeatMs: Math.max(250, Math.floor(this.ctx.leaseTtlMs / 3)),
       draining: keepDraining,
     };
+  }
+
+  /**
+   * The job-scoped token for the agent of a claimed run. A claim is already taken when this
+   * runs: if the token cannot be made, the run goes on without one (its agent gets no
+   * FLEET_TOKEN) rather than being lost.
+   */
+  private async agentToken(job: Job, epoch: number): Promise<{ agentToken?: string }> {
+    if (this.ctx.agentTokens === undefined) return {};
+    try {
+      return { agentToken: await this.ctx.agentTokens.mint(job, epoch) };
+    } catch (err) {
+      this.ctx.log.warn({ err, jobId: job.id }, 'could not mint the agent token of a claimed run');
+      return {};
+    }
+  }
+
+  private async revokeAgentToken(jobId: string): Promise<void> {
+    try {
+      await this.ctx.agentTokens?.revoke(jobId);
+    } catch (err) {
+      this.ctx.log.warn({ err, jobId }, 'could not revoke the agent token of an ended run');
+    }
   }
 
   /** True when the factory was drained (POST /v1/factories/:id/drain): no new claims. */

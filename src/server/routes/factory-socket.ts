@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { requestTenant, requireRole } from '../auth.js';
+import { AgentTokens } from '../factory/agent-tokens.js';
 import { FactoryRegistry } from '../factory/factory-registry.js';
 import { FactorySession } from '../factory/factory-session.js';
 import type { ServerContext } from '../server-context.js';
@@ -13,6 +14,7 @@ import type { ServerContext } from '../server-context.js';
 export async function factorySocketRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
   const registry = ctx.factories ?? new FactoryRegistry();
   ctx.factories = registry;
+  const agentTokens = new AgentTokens(ctx.store, ctx.clock);
   app.get(
     '/v1/factory',
     {
@@ -30,6 +32,7 @@ export async function factorySocketRoutes(app: FastifyInstance, ctx: ServerConte
           store: ctx.store,
           hub: ctx.hub,
           registry,
+          agentTokens,
           log: request.log,
           leaseTtlMs: ctx.leaseTtlMs,
           tenants,
