@@ -8,3 +8,17 @@ export class CliError extends Error {
     this.name = 'CliError';
   }
 }
+
+/**
+ * `text` as a whole number from `min` to `max`, for a numeric flag.
+ *
+ * @throws CliError naming the flag, the range and what was given.
+ * @example
+ * wholeNumber('--seats', '4', 1, 10_000); // 4
+ */
+export function wholeNumber(flag: string, text: string, min: number, max: number): number {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new CliError(`${flag} must be a whole number from ${min} to ${max}, not "${text}"`);
+  return n;
+}

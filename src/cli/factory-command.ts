@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FleetClientError } from '../client/index.js';
-import { CliError } from './cli-error.js';
+import { CliError, wholeNumber } from './cli-error.js';
 import { resolveDataDir } from './data-dir.js';
 import type { CliIo } from './io.js';
 import { processStopRequest, type StopRequest } from './serve-command.js';
@@ -155,11 +155,4 @@ async function runFactory(
 /** Where a factory's control socket lives: one per factory name in the data directory. */
 export function factorySocketPath(dataDir: string, name: string): string {
   return join(dataDir, `factory-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.sock`);
-}
-
-function wholeNumber(flag: string, text: string, min: number, max: number): number {
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new CliError(`${flag} must be a whole number from ${min} to ${max}, not "${text}"`);
-  return n;
 }

@@ -5,7 +5,7 @@ import { credentialsPath, readCredentials } from '../server/credentials.js';
 import { formatChildLine } from '../supervisor/child-output.js';
 import { describeEvent } from '../supervisor/events.js';
 import { type ChildSpec, ChildStartError, Supervisor } from '../supervisor/supervisor.js';
-import { CliError } from './cli-error.js';
+import { CliError, wholeNumber } from './cli-error.js';
 import { resolveDataDir } from './data-dir.js';
 import { SHUTDOWN_DEADLINE_MS } from './factory-command.js';
 import type { CliIo } from './io.js';
@@ -226,11 +226,4 @@ function startError(err: unknown): unknown {
     .map((line) => line.slice('error: '.length));
   const why = said.length > 0 ? said.join('; ') : `${err.message} — see its output above`;
   return new CliError(`the ${err.child} did not start: ${why}`, { cause: err });
-}
-
-function wholeNumber(flag: string, text: string, min: number, max: number): number {
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new CliError(`${flag} must be a whole number from ${min} to ${max}, not "${text}"`);
-  return n;
 }

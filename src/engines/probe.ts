@@ -2,6 +2,9 @@ import { execFile } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { Engine } from './engine.js';
+import { probeJsonOutput, type JsonProbe } from './json-probe.js';
+
+export type { JsonProbe } from './json-probe.js';
 
 export interface EngineProbe {
   engine: string;
@@ -12,6 +15,20 @@ export interface EngineProbe {
   version: string | null;
   /** Why the engine cannot be used, or null when it can. */
   problem: string | null;
+  /**
+   * Whether its headless JSON output works ({@link probeJsonOutput}); null when not probed (the
+   * `json: false` fast path, or an engine with a `problem`).
+   */
+  json: JsonProbe | null;
+}
+
+export interface ProbeOptions {
+  /** How long the version command may take; 10 s by default. */
+  versionTimeoutMs?: number;
+  /** Whether to run the JSON probe (true by default); false checks only PATH and version. */
+  json?: boolean;
+  /** How long the CLI may run in the JSON probe; 20 s by default. */
+  jsonTimeoutMs?: number;
 }
 
 /** Finds `binary` on `PATH` the way a shell would (first executable match). */
@@ -30,14 +47,36 @@ export async function which(binary: string, path: string | undefined): Promise<s
 }
 
 /**
- * Checks one engine: is its CLI installed, and what version does it report. It does not run
- * the agent (that needs a model endpoint and credentials).
+ * Checks one engine: is its CLI installed, what version does it report, and (unless
+ * `options.json` is false) does its headless JSON output reach the engine's parser. The JSON
+ * probe runs the agent against a loopback endpoint that drops every connection, with a
+ * temporary HOME: no model is called and no credential is used (see {@link probeJsonOutput}).
+ *
+ * @example
+ * const p = await probeEngine(ENGINES.gemini, process.env);
+ * // { engine: 'gemini', version: '0.61.0', problem: null, json: { ok: true, … } }
  */
 export async function probeEngine(
   engine: Engine,
   env: Readonly<Record<string, string | undefined>>,
-  timeoutMs = 10_000,
+  options: ProbeOptions = {},
 ): Promise<EngineProbe> {
+  const found = await probeVersion(engine, env, options.versionTimeoutMs ?? 10_000);
+  if (found.problem !== null || found.path === null || options.json === false)
+    return { ...found, json: null };
+  const json = await probeJsonOutput(engine, found.path, {
+    env,
+    ...(options.jsonTimeoutMs === undefined ? {} : { timeoutMs: options.jsonTimeoutMs }),
+  });
+  return { ...found, json };
+}
+
+/** Is the CLI on PATH, and what does its version command print. */
+async function probeVersion(
+  engine: Engine,
+  env: Readonly<Record<string, string | undefined>>,
+  timeoutMs: number,
+): Promise<Omit<EngineProbe, 'json'>> {
   const base = { engine: engine.name, binary: engine.binary };
   const path = await which(engine.binary, env.PATH);
   if (path === null)
