@@ -45,7 +45,7 @@ export interface BenchOptions {
   floodLeaseTtlMs: number;
   /** Where the factory child writes a V8 CPU profile (--cpu-prof); null: none. */
   cpuProfDir: string | null;
-  /** The CLI the factory child runs: src/cli/main.ts under tsx, or a built dist/cli/main.js. */
+  /** The CLI the factory child runs: the built dist/cli/main.js, or a .ts file under tsx. */
   factoryEntry: string;
   /** Extra Node flags for the factory child, e.g. ['--max-old-space-size=64']. */
   factoryNodeFlags: string[];
@@ -83,8 +83,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --flood-lease-ttl MS   the server's lease TTL during the flood (default 3000)
   --cpu-prof DIR         write a V8 CPU profile of the factory child to DIR
   --factory-node-flags F extra Node flags for the factory child, space-separated
-  --factory-entry FILE   the CLI the factory child runs (default src/cli/main.ts under tsx;
-                         a .js file, e.g. dist/cli/main.js, runs without tsx)
+  --factory-entry FILE   the CLI the factory child runs (default dist/cli/main.js, what
+                         \`fleet\` runs, built by \`npm run bench\`; a .ts file runs under tsx)
 environment: FLEET_BENCH_SAMPLES=1 prints every 500 ms CPU sample of the footprint`;
 
 function positiveInt(flag: string, raw: string | undefined, fallback: number): number {
@@ -187,7 +187,7 @@ export function parseBenchArgs(
     floodSeconds: positiveInt('--flood-seconds', values['flood-seconds'], 10),
     floodLeaseTtlMs: positiveInt('--flood-lease-ttl', values['flood-lease-ttl'], 3_000),
     cpuProfDir: values['cpu-prof'] ?? null,
-    factoryEntry: values['factory-entry'] ?? 'src/cli/main.ts',
+    factoryEntry: values['factory-entry'] ?? 'dist/cli/main.js',
     factoryNodeFlags: (values['factory-node-flags'] ?? '').split(' ').filter((f) => f !== ''),
   };
 }

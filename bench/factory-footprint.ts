@@ -192,9 +192,9 @@ interface FactoryChild {
 }
 
 /**
- * The real `fleet factory` as a child process (`entry`; by default node --import tsx
- * src/cli/main.ts), with its own
- * work and data directories; resolves once it printed its control socket line.
+ * The real `fleet factory` as a child process (`entry`: by default the built
+ * dist/cli/main.js, as `fleet` runs it; a .ts entry runs under tsx), with its own work and data
+ * directories; resolves once it printed its control socket line.
  */
 async function launchFactory(
   server: BenchServer,
