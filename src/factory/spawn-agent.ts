@@ -129,6 +129,9 @@ function run(
           'pipe',
         ],
       });
+    } catch (err) {
+      for (const p of polled ?? []) p.destroy();
+      throw err;
     } finally {
       // The child has its own copies now (or never will): ours would hold end of file back.
       outPipe?.closeWriteEnd();
