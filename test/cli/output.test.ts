@@ -280,6 +280,7 @@ describe('progress helpers', () => {
       tokensOut: 200,
       tokensCached: 0,
       costUsd: 0.0123,
+      costEstimated: false,
     };
     const failed: JobSummary = {
       ...base,
@@ -300,6 +301,18 @@ describe('progress helpers', () => {
         'one  succeeded  1m00s     1.2k    $0.0123',
         'j2   failed     1m30s     1.2k    $0.5000  gate_failed: verify failed: npm test',
         '2 jobs: 1 succeeded, 1 failed · 2m00s · 2.4k tokens · $0.5123',
+        '',
+      ].join('\n'),
+    );
+    // A cost estimated from token counts (Codex, Gemini) says so.
+    const estimated: JobSummary = { ...base, id: 'j3', key: 'three', costEstimated: true };
+    expect(renderSummary([base, estimated])).toBe(
+      [
+        'JOB    RESULT     DURATION  TOKENS  COST',
+        'one    succeeded  1m00s     1.2k    $0.0123',
+        'three  succeeded  1m00s     1.2k    ~$0.0123',
+        '2 jobs: 2 succeeded · 1m00s · 2.4k tokens · ~$0.0246',
+        '~ cost estimated from token counts (the CLI reported none)',
         '',
       ].join('\n'),
     );

@@ -213,16 +213,19 @@ function expectSucceeded(f: Finished, key: string): Run {
   expect(run.insights.toolCalls).toBeGreaterThan(0);
   expect(costUsd).toBeGreaterThan(0);
   const tokens = formatTokens(tokensIn + tokensOut + tokensCached);
-  const cost = formatCost(costUsd);
+  // An estimate from token counts (Codex, pi here) is marked with `~`, and a legend says so.
+  const estimated = run.insights.estimated === true;
+  const cost = `${estimated ? '~' : ''}${formatCost(costUsd)}`;
   const [label, stage, duration, ...rest] = summaryRow(f.stdout, key);
   expect(label).toBe(key);
   expect(stage).toBe('succeeded');
   expect(duration).toMatch(/^\d/);
   expect(rest).toEqual([tokens, cost]);
-  expect(cost).toMatch(/^\$0\.\d{4}$/);
+  expect(cost).toMatch(/^~?\$0\.\d{4}$/);
   const total = f.stdout.split('\n').find((l) => l.startsWith('1 job: '));
   expect(total, f.stdout).toMatch(/^1 job: 1 succeeded · \S+ · /);
   expect(total!.endsWith(` · ${tokens} tokens · ${cost}`), total).toBe(true);
+  expect(f.stdout.includes('~ cost estimated from token counts')).toBe(estimated);
   return run;
 }
 

@@ -29,6 +29,8 @@ export interface JobSummary {
   tokensCached: number;
   /** Dollars as the runs reported or estimated them; null when no run reported a cost. */
   costUsd: number | null;
+  /** Part of `costUsd` is an estimate from token counts (shown with a leading `~`). */
+  costEstimated: boolean;
 }
 
 export interface WatchOptions {
@@ -214,8 +216,7 @@ export class JobWatcher {
     const agent =
       t.final === null && t.stage !== null && !isWaiting(t.stage) ? (t.agent ?? '') : '';
     const elapsed = s.durationMs === null ? '' : humanDuration(s.durationMs);
-    const estimated = t.final === null && s.costUsd !== null ? '~' : '';
-    const cost = s.costUsd === null ? '' : `${estimated}${formatCost(s.costUsd)}`;
+    const cost = s.costUsd === null ? '' : costText(s);
     return [this.p.bold(label(t)), stage + reason, this.p.dim(agent), elapsed, cost];
   }
 
@@ -236,6 +237,8 @@ export class JobWatcher {
       finishedAt: t.finishedAt,
       ...tokens,
       costUsd: cost,
+      // While a run goes on its cost is estimated here from the tokens so far.
+      costEstimated: true,
     };
   }
 }
@@ -259,7 +262,8 @@ export function summarize(detail: JobDetail): JobSummary {
   const { job, runs, insights } = detail;
   const startedAt = runs.length === 0 ? null : Math.min(...runs.map((r) => r.startedAt));
   const finishedAt = job.finishedAt;
-  const costs = runs.flatMap((r) => (r.insights.costUsd === undefined ? [] : [r.insights.costUsd]));
+  const priced = runs.filter((r) => r.insights.costUsd !== undefined);
+  const costs = priced.map((r) => r.insights.costUsd!);
   return {
     id: job.id,
     key: job.key,
@@ -275,7 +279,13 @@ export function summarize(detail: JobDetail): JobSummary {
     tokensOut: insights.tokensOut,
     tokensCached: insights.tokensCached,
     costUsd: costs.length === 0 ? null : costs.reduce((a, b) => a + b, 0),
+    costEstimated: priced.some((r) => r.insights.estimated === true),
   };
+}
+
+/** A job's cost, `~` first when it is (partly) an estimate from token counts. */
+function costText(s: JobSummary): string {
+  return `${s.costEstimated ? '~' : ''}${formatCost(s.costUsd)}`;
 }
 
 /**
@@ -292,7 +302,7 @@ export function renderSummary(
     paintStage(p, s.stage),
     s.durationMs === null ? '-' : humanDuration(s.durationMs),
     tokenText(s),
-    formatCost(s.costUsd),
+    s.costUsd === null ? formatCost(null) : costText(s),
     s.stage === 'succeeded' ? '' : p.dim(note(s)),
   ]);
   const counts = new Map<string, number>();
@@ -308,10 +318,18 @@ export function renderSummary(
     `${summaries.length} job${summaries.length === 1 ? '' : 's'}: ${byStage}`,
     wall === null ? null : humanDuration(wall),
     tokens === 0 ? null : `${formatTokens(tokens)} tokens`,
-    costs.length === 0 ? null : formatCost(costs.reduce((a, b) => a + b, 0)),
+    costs.length === 0
+      ? null
+      : `${summaries.some((s) => s.costUsd !== null && s.costEstimated) ? '~' : ''}${formatCost(costs.reduce((a, b) => a + b, 0))}`,
   ].filter((x) => x !== null);
+  const legend = summaries.some((s) => s.costUsd !== null && s.costEstimated)
+    ? '~ cost estimated from token counts (the CLI reported none)\n'
+    : '';
   return (
-    table(['JOB', 'RESULT', 'DURATION', 'TOKENS', 'COST', ''], rows) + total.join(' · ') + '\n'
+    table(['JOB', 'RESULT', 'DURATION', 'TOKENS', 'COST', ''], rows) +
+    total.join(' · ') +
+    '\n' +
+    legend
   );
 }
 
