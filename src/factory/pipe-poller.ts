@@ -1,14 +1,5 @@
 import { execFile } from 'node:child_process';
-import {
-  closeSync,
-  constants,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readSync,
-  rmSync,
-  unlinkSync,
-} from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +18,8 @@ export const DEFAULT_STREAM_AFTER_BYTES = 64 * 1024;
  */
 export const DEFAULT_MAX_IDLE_MS = 400;
 const READ_BYTES = 64 * 1024;
+/** FIFOs one mkfifo makes at a time: the spares serve the next runs without a process each. */
+const FIFO_BATCH = 16;
 
 export interface PipePollerOptions {
   /** How often quiet pipes are read. Default 100 ms. */
@@ -51,8 +44,8 @@ export interface PipePollerOptions {
  * non-blocking `read` per interval (100 ms by default), all in the same timer callback, and a
  * child's exit (see `poke`) reads its pipes at once, so the end of a run is not delayed.
  *
- * A pipe is a FIFO made with mkfifo(1) in a private temporary directory and unlinked as soon as
- * both ends are open. The read end is non-blocking and stays with this process; the write end
+ * A pipe is a FIFO made with mkfifo(1) in a private temporary directory (16 at a time, so most
+ * runs start no mkfifo process) and unlinked as soon as both ends are open. The read end is non-blocking and stays with this process; the write end
  * (blocking, as programs expect of their stdout) goes to the child's stdio and is closed here
  * after the spawn. A pipe that turns out to carry a flood is handed to a stream (see
  * DEFAULT_STREAM_AFTER_BYTES), so throughput never depends on the interval. Bytes arrive in
@@ -83,6 +76,8 @@ export class PipePoller {
   private immediate: NodeJS.Immediate | null = null;
   private dir: string | null = null;
   private made = 0;
+  /** FIFOs made ahead in the directory, not opened yet. */
+  private spare: string[] = [];
   private removeDir: (() => void) | null = null;
 
   constructor(options: PipePollerOptions = {}) {
@@ -118,19 +113,14 @@ export class PipePoller {
 
   private async tryOpen(count: number): Promise<PolledPipe[]> {
     const dir = this.fifoDir();
-    const paths = Array.from({ length: count }, () => join(dir, `p${++this.made}`));
-    await new Promise<void>((resolve, reject) => {
-      execFile(this.mkfifo, ['-m', '600', ...paths], (err, _out, stderr) => {
-        if (err === null) resolve();
-        else
-          reject(
-            new Error(
-              `could not make a FIFO with ${this.mkfifo}: ${stderr.trim() || err.message}`,
-              { cause: err },
-            ),
-          );
-      });
-    });
+    if (this.spare.length < count) {
+      const made = Array.from({ length: Math.max(count, FIFO_BATCH) }, () =>
+        join(dir, `p${++this.made}`),
+      );
+      await this.makeFifos(made);
+      this.spare.push(...made);
+    }
+    const paths = this.spare.splice(0, count);
     const opened: PolledPipe[] = [];
     try {
       for (const p of paths) {
@@ -150,10 +140,27 @@ export class PipePoller {
       return opened;
     } catch (err) {
       for (const pipe of opened) pipe.destroy();
+      // The spares may be gone with the directory too: make new ones next time.
+      this.spare = [];
       throw err;
     } finally {
-      for (const p of paths) unlinkSync(p);
+      for (const p of paths) rmSync(p, { force: true });
     }
+  }
+
+  private makeFifos(paths: string[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      execFile(this.mkfifo, ['-m', '600', ...paths], (err, _out, stderr) => {
+        if (err === null) resolve();
+        else
+          reject(
+            new Error(
+              `could not make a FIFO with ${this.mkfifo}: ${stderr.trim() || err.message}`,
+              { cause: err },
+            ),
+          );
+      });
+    });
   }
 
   /**
@@ -230,6 +237,7 @@ export class PipePoller {
       remove();
       this.dir = null;
       this.removeDir = null;
+      this.spare = [];
     };
     this.dir = dir;
     return dir;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -288,7 +288,7 @@ describe('PipePoller', () => {
       return tmp;
     }
 
-    it('holds no FIFO once open() returns, and close() removes it', async () => {
+    it('unlinks each FIFO once opened, makes them 16 at a time, and close() removes the dir', async () => {
       const tmp = await privateTmp();
       const p = poller();
       const pipes = await p.open(3);
@@ -296,17 +296,24 @@ describe('PipePoller', () => {
       expect(made).toHaveLength(1);
       expect(made[0]).toMatch(/^fleet-fifo-/);
       const fifoDir = path.join(tmp, made[0]!);
-      expect(readdirSync(fifoDir)).toEqual([]);
-      // The descriptors are the FIFOs that were made there, now unlinked.
+      // One mkfifo made 16: the 3 opened are unlinked, 13 spares wait for the next runs.
+      const spares = readdirSync(fifoDir);
+      expect(spares).toHaveLength(13);
+      for (const name of spares) expect(lstatSync(path.join(fifoDir, name)).isFIFO()).toBe(true);
+      // The descriptors are FIFOs that were made there, now unlinked.
       for (const pipe of pipes) {
         const target = readlinkSync(`/proc/self/fd/${pipe.writeFd!}`);
         expect(target.startsWith(`${fifoDir}/`)).toBe(true);
         expect(target.endsWith(' (deleted)')).toBe(true);
+        expect(spares).not.toContain(path.basename(target.replace(/ \(deleted\)$/, '')));
       }
-      // A second open uses the same directory, and leaves it empty too.
+      // A second open uses the same directory and its spares.
       await p.open(2);
       expect(readdirSync(tmp)).toEqual(made);
-      expect(readdirSync(fifoDir)).toEqual([]);
+      expect(readdirSync(fifoDir)).toHaveLength(11);
+      // Spares run out: the next open makes another batch.
+      await p.open(12);
+      expect(readdirSync(fifoDir)).toHaveLength(15);
       p.close();
       expect(existsSync(fifoDir)).toBe(false);
       expect(readdirSync(tmp)).toEqual([]);
