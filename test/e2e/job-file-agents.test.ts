@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { estimateCostUsd, type Job, type JobEvent, type Run } from '../../src/core/index.js';
@@ -12,17 +12,13 @@ import { PATH, probeCli } from '../engines/real/cli-harness.js';
 import { cleanup, makeRepo, show, tempDir } from '../factory/fixtures.js';
 import { launchFleet } from '../helpers/fleet-process.js';
 import {
-  SCRIPT_USAGE as ANTHROPIC_USAGE,
-  startAnthropicServer,
-} from '../helpers/model-servers/anthropic.js';
-import {
-  SCRIPT_USAGE as CHAT_USAGE,
-  startOpenAIChatServer,
-} from '../helpers/model-servers/openai-chat.js';
-import {
-  SCRIPT_USAGE as RESPONSES_USAGE,
-  startOpenAIResponsesServer,
-} from '../helpers/model-servers/openai-responses.js';
+  CONTENT,
+  cleanAgentEnv,
+  expectInOrder,
+  scriptedClaude,
+  scriptedCodex,
+  scriptedPi,
+} from './scripted-agents.js';
 
 /**
  * Issue 4's "done when", literally: a Markdown job file with `engine: claude-code` (then `codex`,
@@ -36,7 +32,6 @@ import {
  * is in `fleet run`'s environment: its factory passes its environment through to the agents.
  */
 
-const CONTENT = 'hello from the scripted model\n';
 /** `fleet run`'s own server keeps its jobs under this tenant. */
 const TENANT = 'default';
 /** Bounds `fleet run` well inside the test's 60 s, so a hang fails with its output. */
@@ -54,18 +49,6 @@ const codexProbe = probeCli(
   ['CODEX_HOME'],
 );
 const piProbe = probeCli(pi, 'Pi job-file e2e', 'dev dependency @mariozechner/pi-coding-agent');
-
-/** The parent's environment without anything that could point an agent elsewhere or colour. */
-function baseEnv(): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined) continue;
-    if (/^(FLEET_|ANTHROPIC_|CLAUDE|OPENAI_|CODEX_|GEMINI_|GOOGLE_|PI_|FORCE_COLOR$)/.test(k))
-      continue;
-    out[k] = v;
-  }
-  return out;
-}
 
 interface Setup {
   repo: string;
@@ -126,7 +109,7 @@ async function runJobFile(
   );
   const run = launchFleet(
     ['run', file, '--data-dir', s.dataDir, '--seats', '1'],
-    { ...baseEnv(), PATH, NO_COLOR: '1', ...env },
+    { ...cleanAgentEnv(), PATH, NO_COLOR: '1', ...env },
     { inherit: false },
   );
   let timer: NodeJS.Timeout | undefined;
@@ -197,13 +180,11 @@ function expectSucceeded(f: Finished, key: string): Run {
     passed: true,
     commands: [{ command: 'test -f hello.txt', exit: 0 }],
   });
-  const types = f.events.map((e) => e.type);
-  let from = 0;
-  for (const t of ['session', 'tool_call', 'tool_result', 'result', 'verify', 'commit']) {
-    const at = types.indexOf(t, from);
-    expect(at, `no ${t} after index ${from} in ${types.join(', ')}`).toBeGreaterThanOrEqual(0);
-    from = at + 1;
-  }
+  expectInOrder(
+    f.events,
+    ['session', 'tool_call', 'tool_result', 'result', 'verify', 'commit'],
+    f.explain,
+  );
 
   // The summary shows the stored totals: tokens (in + out + cached) and the runs' cost.
   const { tokensIn = 0, tokensOut = 0, tokensCached = 0, costUsd } = run.insights;
@@ -235,29 +216,11 @@ describe('a Markdown job file through the real `fleet run` and a real agent CLI'
     { timeout: 60_000 },
     async () => {
       const s = await setup();
-      // A relative path: Claude Code resolves it against its cwd, the job's worktree.
-      const model = await startAnthropicServer([
-        [
-          { type: 'text', text: "I'll create hello.txt." },
-          { type: 'tool_use', name: 'Write', input: { file_path: 'hello.txt', content: CONTENT } },
-        ],
-        [{ type: 'text', text: 'done' }],
-      ]);
-      onTestFinished(() => model.close());
-
+      const { model, modelName, env, tokens } = await scriptedClaude(s.home);
       const f = await runJobFile(
         s,
-        { key: 'claude-file', engine: 'claude-code', model: 'claude-sonnet-4-5' },
-        {
-          HOME: s.home,
-          ANTHROPIC_BASE_URL: model.url,
-          ANTHROPIC_API_KEY: 'test',
-          CLAUDE_CODE_MAX_RETRIES: '0',
-          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-          DISABLE_TELEMETRY: '1',
-          DISABLE_AUTOUPDATER: '1',
-          DISABLE_ERROR_REPORTING: '1',
-        },
+        { key: 'claude-file', engine: 'claude-code', model: modelName },
+        env,
       );
       const run = expectSucceeded(f, 'claude-file');
 
@@ -265,15 +228,12 @@ describe('a Markdown job file through the real `fleet run` and a real agent CLI'
       expect(model.turnsPlayed).toBe(2);
       expect(model.overruns).toBe(0);
       // The job file's model reached the CLI.
-      expect(model.turnRequests()[0]?.body).toMatchObject({ model: 'claude-sonnet-4-5' });
+      expect(model.turnRequests()[0]?.body).toMatchObject({ model: modelName });
 
-      const u = ANTHROPIC_USAGE;
       expect(run).toMatchObject({ engine: 'claude-code' });
       expect(run.insights).toMatchObject({
-        model: 'claude-sonnet-4-5',
-        tokensIn: 2 * (u.input_tokens + u.cache_creation_input_tokens),
-        tokensOut: 2 * u.output_tokens,
-        tokensCached: 2 * u.cache_read_input_tokens,
+        model: modelName,
+        ...tokens,
         turns: 2,
         toolCalls: 1,
         estimated: false,
@@ -287,50 +247,8 @@ describe('a Markdown job file through the real `fleet run` and a real agent CLI'
     { timeout: 60_000 },
     async () => {
       const s = await setup();
-      // A model Fleet's price table knows, so the cost is estimated rather than unknown.
-      const modelName = 'gpt-5';
-      const model = await startOpenAIResponsesServer([
-        [
-          { type: 'message', text: "I'll create hello.txt." },
-          {
-            type: 'function_call',
-            name: 'exec_command',
-            arguments: { cmd: "printf '%s\\n' 'hello from the scripted model' > hello.txt" },
-            callId: 'call_script_hello',
-          },
-        ],
-        [{ type: 'message', text: 'done' }],
-      ]);
-      onTestFinished(() => model.close());
-
-      // The provider comes from $CODEX_HOME/config.toml: the factory adds no provider flags.
-      const codexHome = join(s.home, '.codex');
-      await mkdir(codexHome, { recursive: true });
-      await writeFile(
-        join(codexHome, 'config.toml'),
-        [
-          'model_provider = "fleet"',
-          'check_for_update_on_startup = false',
-          '',
-          '[features]',
-          'plugins = false',
-          '',
-          '[model_providers.fleet]',
-          'name = "fleet"',
-          `base_url = ${JSON.stringify(model.baseUrl)}`,
-          'wire_api = "responses"',
-          'env_key = "FLEET_TEST_CODEX_KEY"',
-          'request_max_retries = 0',
-          'stream_max_retries = 0',
-          '',
-        ].join('\n'),
-      );
-
-      const f = await runJobFile(
-        s,
-        { key: 'codex-file', engine: 'codex', model: modelName },
-        { HOME: s.home, CODEX_HOME: codexHome, FLEET_TEST_CODEX_KEY: 'test-key' },
-      );
+      const { model, modelName, env, tokens } = await scriptedCodex(s.home);
+      const f = await runJobFile(s, { key: 'codex-file', engine: 'codex', model: modelName }, env);
       const run = expectSucceeded(f, 'codex-file');
 
       expect(await show(s.repo, 'fleet/codex-file:hello.txt'), f.explain).toBe(CONTENT);
@@ -340,13 +258,6 @@ describe('a Markdown job file through the real `fleet run` and a real agent CLI'
       expect(first?.headers.authorization).toBe('Bearer test-key');
       expect(first?.body).toMatchObject({ model: modelName, stream: true });
 
-      const u = RESPONSES_USAGE;
-      const cached = 2 * u.input_tokens_details.cached_tokens;
-      const tokens = {
-        tokensIn: 2 * u.input_tokens - cached,
-        tokensOut: 2 * u.output_tokens,
-        tokensCached: cached,
-      };
       expect(run).toMatchObject({ engine: 'codex' });
       expect(run.insights).toMatchObject({
         model: modelName,
@@ -365,50 +276,8 @@ describe('a Markdown job file through the real `fleet run` and a real agent CLI'
     { timeout: 60_000 },
     async () => {
       const s = await setup();
-      // gpt-4.1 reaches the scripted server as a model of a models.json provider with no price:
-      // pi prices it at $0 and the adapter estimates the cost from Fleet's price table.
-      const modelName = 'gpt-4.1';
-      const model = await startOpenAIChatServer([
-        [
-          { type: 'text', text: "I'll create hello.txt." },
-          { type: 'tool_call', name: 'write', arguments: { path: 'hello.txt', content: CONTENT } },
-        ],
-        [{ type: 'text', text: 'done' }],
-      ]);
-      onTestFinished(() => model.close());
-
-      const agentDir = join(s.home, '.pi', 'agent');
-      await mkdir(agentDir, { recursive: true });
-      await writeFile(
-        join(agentDir, 'models.json'),
-        JSON.stringify({
-          providers: {
-            fleet: {
-              baseUrl: model.baseUrl,
-              api: 'openai-completions',
-              apiKey: 'FLEET_TEST_PI_KEY', // the name of the variable holding the key
-              models: [{ id: modelName }],
-            },
-          },
-        }),
-      );
-      await writeFile(
-        join(agentDir, 'settings.json'),
-        JSON.stringify({
-          retry: { enabled: true, maxRetries: 1, baseDelayMs: 50, provider: { maxRetries: 0 } },
-        }),
-      );
-
-      const f = await runJobFile(
-        s,
-        { key: 'pi-file', engine: 'pi', model: `fleet/${modelName}` },
-        {
-          HOME: s.home,
-          PI_CODING_AGENT_DIR: agentDir,
-          PI_OFFLINE: '1',
-          FLEET_TEST_PI_KEY: 'test-key',
-        },
-      );
+      const { model, modelName, jobModel, env, tokens } = await scriptedPi(s.home);
+      const f = await runJobFile(s, { key: 'pi-file', engine: 'pi', model: jobModel }, env);
       const run = expectSucceeded(f, 'pi-file');
 
       expect(await show(s.repo, 'fleet/pi-file:hello.txt'), f.explain).toBe(CONTENT);
@@ -418,13 +287,6 @@ describe('a Markdown job file through the real `fleet run` and a real agent CLI'
       expect(first?.headers.authorization).toBe('Bearer test-key');
       expect(first?.body).toMatchObject({ model: modelName, stream: true });
 
-      const u = CHAT_USAGE;
-      const cached = 2 * u.prompt_tokens_details.cached_tokens;
-      const tokens = {
-        tokensIn: 2 * u.prompt_tokens - cached,
-        tokensOut: 2 * u.completion_tokens,
-        tokensCached: cached,
-      };
       expect(run).toMatchObject({ engine: 'pi' });
       expect(run.insights).toMatchObject({
         model: modelName,

@@ -11,25 +11,20 @@ import { PATH, probeCli } from '../engines/real/cli-harness.js';
 import { cleanup, makeRepo, show, tempDir } from '../factory/fixtures.js';
 import { launchFleet, until } from '../helpers/fleet-process.js';
 import {
-  SCRIPT_USAGE as ANTHROPIC_USAGE,
-  startAnthropicServer,
-} from '../helpers/model-servers/anthropic.js';
-import {
   SCRIPT_USAGE as GEMINI_USAGE,
   toolNames as geminiToolNames,
   startGeminiServer,
 } from '../helpers/model-servers/gemini.js';
-import {
-  SCRIPT_USAGE as CHAT_USAGE,
-  messagesSent,
-  startOpenAIChatServer,
-  toolNames as chatToolNames,
-} from '../helpers/model-servers/openai-chat.js';
-import {
-  SCRIPT_USAGE as RESPONSES_USAGE,
-  startOpenAIResponsesServer,
-} from '../helpers/model-servers/openai-responses.js';
+import { messagesSent, toolNames as chatToolNames } from '../helpers/model-servers/openai-chat.js';
 import { STORES } from '../helpers/stores.js';
+import {
+  CONTENT,
+  cleanAgentEnv,
+  expectInOrder,
+  scriptedClaude,
+  scriptedCodex,
+  scriptedPi,
+} from './scripted-agents.js';
 
 /**
  * Issue 4's end to end: a job with `engine: claude-code` (then `codex`, `gemini`, `pi`) submitted
@@ -44,7 +39,6 @@ import { STORES } from '../helpers/stores.js';
  */
 
 const sqlite = STORES.find((k) => k.name === 'sqlite')!;
-const CONTENT = 'hello from the scripted model\n';
 
 // Each CLI is probed once with a throwaway HOME; a missing one skips its case with a warning
 // naming the dev dependency to install.
@@ -62,22 +56,11 @@ const codexProbe = probeCli(
 const geminiProbe = probeCli(gemini, 'Gemini CLI factory e2e', 'dev dependency @google/gemini-cli');
 const piProbe = probeCli(pi, 'Pi factory e2e', 'dev dependency @mariozechner/pi-coding-agent');
 
-/** The parent's environment without anything that could point an agent elsewhere. */
-function baseEnv(): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined) continue;
-    if (/^(FLEET_|ANTHROPIC_|CLAUDE|OPENAI_|CODEX_|GEMINI_|GOOGLE_|PI_)/.test(k)) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
 /** The real `fleet factory` as a child process, with `env` layered over a clean environment. */
 const launchFactory = (args: string[], token: string, env: Record<string, string>) =>
   launchFleet(
     ['factory', ...args],
-    { ...baseEnv(), PATH, FLEET_TOKEN: token, ...env },
+    { ...cleanAgentEnv(), PATH, FLEET_TOKEN: token, ...env },
     { inherit: false },
   );
 
@@ -165,68 +148,28 @@ async function runThroughFactory(
   return { id, runs, events: stored, explain };
 }
 
-/**
- * Asserts that the job's events hold `expected` types in this order (other events may come
- * between them): the agent's session, its tool call and that call's result, its final result,
- * then the factory's commit.
- */
-function expectInOrder(events: { type: string }[], expected: string[], explain: string): void {
-  const types = events.map((e) => e.type);
-  let from = 0;
-  for (const t of expected) {
-    const at = types.indexOf(t, from);
-    expect(
-      at,
-      `no ${t} after index ${from} in ${types.join(', ')}\n${explain}`,
-    ).toBeGreaterThanOrEqual(0);
-    from = at + 1;
-  }
-}
-
 describe('real agents through the real factory', () => {
   it.skipIf(!claudeProbe.ok)(
     `claude-code${claudeProbe.ok ? ` (${claudeProbe.version})` : ''}: the job succeeds with the Write on its branch, tokens and cost recorded`,
     { timeout: 60_000 },
     async () => {
       const s = await setup();
-      // The worktree's path is only known once the factory made it: the scripted Write uses a
-      // relative path, which Claude Code resolves against its cwd (the job's worktree).
-      const model = await startAnthropicServer([
-        [
-          { type: 'text', text: "I'll create hello.txt." },
-          { type: 'tool_use', name: 'Write', input: { file_path: 'hello.txt', content: CONTENT } },
-        ],
-        [{ type: 'text', text: 'done' }],
-      ]);
-      onTestFinished(() => model.close());
-
-      const { runs, events, explain } = await runThroughFactory(
-        s,
-        {
-          HOME: s.home,
-          ANTHROPIC_BASE_URL: model.url,
-          ANTHROPIC_API_KEY: 'test',
-          CLAUDE_CODE_MAX_RETRIES: '0',
-          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-          DISABLE_TELEMETRY: '1',
-          DISABLE_AUTOUPDATER: '1',
-          DISABLE_ERROR_REPORTING: '1',
-        },
-        { engine: 'claude-code', key: 'claude-e2e', model: 'claude-sonnet-4-5' },
-      );
+      const { model, modelName, env, tokens } = await scriptedClaude(s.home);
+      const { runs, events, explain } = await runThroughFactory(s, env, {
+        engine: 'claude-code',
+        key: 'claude-e2e',
+        model: modelName,
+      });
 
       expect(await show(s.repo, 'fleet/claude-e2e:hello.txt'), await explain()).toBe(CONTENT);
       expect(model.turnsPlayed).toBe(2);
       expect(model.overruns).toBe(0);
 
       expect(runs).toHaveLength(1);
-      const u = ANTHROPIC_USAGE;
       expect(runs[0]).toMatchObject({ engine: 'claude-code', result: 'success' });
       expect(runs[0]!.insights).toMatchObject({
-        model: 'claude-sonnet-4-5',
-        tokensIn: 2 * (u.input_tokens + u.cache_creation_input_tokens),
-        tokensOut: 2 * u.output_tokens,
-        tokensCached: 2 * u.cache_read_input_tokens,
+        model: modelName,
+        ...tokens,
         turns: 2,
         toolCalls: 1,
         estimated: false,
@@ -251,51 +194,13 @@ describe('real agents through the real factory', () => {
     { timeout: 60_000 },
     async () => {
       const s = await setup();
-      // A model the price table knows (gpt-5.5 is not in it, so its cost would stay unknown).
-      // Codex has no metadata for gpt-5 and says so in a warning; the run goes on.
-      const modelName = 'gpt-5';
-      const model = await startOpenAIResponsesServer([
-        [
-          { type: 'message', text: "I'll create hello.txt." },
-          {
-            type: 'function_call',
-            name: 'exec_command',
-            arguments: { cmd: "printf '%s\\n' 'hello from the scripted model' > hello.txt" },
-            callId: 'call_script_hello',
-          },
-        ],
-        [{ type: 'message', text: 'done' }],
-      ]);
-      onTestFinished(() => model.close());
-
-      // The provider comes from $CODEX_HOME/config.toml: the factory adds no provider flags.
-      const codexHome = join(s.home, '.codex');
-      await mkdir(codexHome, { recursive: true });
-      await writeFile(
-        join(codexHome, 'config.toml'),
-        [
-          'model_provider = "fleet"',
-          'check_for_update_on_startup = false',
-          '',
-          '[features]',
-          'plugins = false',
-          '',
-          '[model_providers.fleet]',
-          'name = "fleet"',
-          `base_url = ${JSON.stringify(model.baseUrl)}`,
-          'wire_api = "responses"',
-          'env_key = "FLEET_TEST_CODEX_KEY"',
-          'request_max_retries = 0',
-          'stream_max_retries = 0',
-          '',
-        ].join('\n'),
-      );
-
-      const { runs, events, explain } = await runThroughFactory(
-        s,
-        { HOME: s.home, CODEX_HOME: codexHome, FLEET_TEST_CODEX_KEY: 'test-key' },
-        { engine: 'codex', key: 'codex-e2e', model: modelName },
-      );
+      // gpt-5.5 would not do: it is not in the price table, so its cost would stay unknown.
+      const { model, modelName, env, tokens } = await scriptedCodex(s.home);
+      const { runs, events, explain } = await runThroughFactory(s, env, {
+        engine: 'codex',
+        key: 'codex-e2e',
+        model: modelName,
+      });
 
       expect(await show(s.repo, 'fleet/codex-e2e:hello.txt'), await explain()).toBe(CONTENT);
       expect(model.turnsPlayed).toBe(2);
@@ -305,13 +210,6 @@ describe('real agents through the real factory', () => {
       expect(first?.body).toMatchObject({ model: modelName, stream: true });
 
       expect(runs).toHaveLength(1);
-      const u = RESPONSES_USAGE;
-      const cached = 2 * u.input_tokens_details.cached_tokens;
-      const tokens = {
-        tokensIn: 2 * u.input_tokens - cached,
-        tokensOut: 2 * u.output_tokens,
-        tokensCached: cached,
-      };
       const cost = estimateCostUsd({ model: modelName, ...tokens });
       expect(cost).toBeGreaterThan(0);
       expect(runs[0]).toMatchObject({ engine: 'codex', result: 'success' });
@@ -423,58 +321,12 @@ describe('real agents through the real factory', () => {
     { timeout: 60_000 },
     async () => {
       const s = await setup();
-      // gpt-4.1 is not one of pi's built-in models: it reaches the scripted server as a model of
-      // a `models.json` provider, given no price there. Pi then prices every request at $0, and
-      // the adapter estimates the cost from Fleet's price table (which knows gpt-4.1) and marks
-      // it estimated.
-      const modelName = 'gpt-4.1';
-      // A relative path, as for Claude Code: pi's write resolves it against its cwd (the job's
-      // worktree, only known once the factory made it).
-      const model = await startOpenAIChatServer([
-        [
-          { type: 'text', text: "I'll create hello.txt." },
-          { type: 'tool_call', name: 'write', arguments: { path: 'hello.txt', content: CONTENT } },
-        ],
-        [{ type: 'text', text: 'done' }],
-      ]);
-      onTestFinished(() => model.close());
-
-      // The provider comes from $PI_CODING_AGENT_DIR/models.json: the factory adds no provider
-      // flags, only `--model provider/id` from the job's manifest. Retries are bounded so a
-      // failing request ends the run in seconds rather than after pi's default backoff.
-      const agentDir = join(s.home, '.pi', 'agent');
-      await mkdir(agentDir, { recursive: true });
-      await writeFile(
-        join(agentDir, 'models.json'),
-        JSON.stringify({
-          providers: {
-            fleet: {
-              baseUrl: model.baseUrl,
-              api: 'openai-completions',
-              apiKey: 'FLEET_TEST_PI_KEY', // the name of the variable holding the key
-              models: [{ id: modelName }],
-            },
-          },
-        }),
-      );
-      await writeFile(
-        join(agentDir, 'settings.json'),
-        JSON.stringify({
-          retry: { enabled: true, maxRetries: 1, baseDelayMs: 50, provider: { maxRetries: 0 } },
-        }),
-      );
-
-      const { runs, events, explain } = await runThroughFactory(
-        s,
-        {
-          HOME: s.home,
-          PI_CODING_AGENT_DIR: agentDir,
-          // No startup requests and no download of fd/rg from GitHub (docs/engines-pi.md).
-          PI_OFFLINE: '1',
-          FLEET_TEST_PI_KEY: 'test-key',
-        },
-        { engine: 'pi', key: 'pi-e2e', model: `fleet/${modelName}` },
-      );
+      const { model, modelName, jobModel, env, tokens } = await scriptedPi(s.home);
+      const { runs, events, explain } = await runThroughFactory(s, env, {
+        engine: 'pi',
+        key: 'pi-e2e',
+        model: jobModel,
+      });
 
       expect(await show(s.repo, 'fleet/pi-e2e:hello.txt'), await explain()).toBe(CONTENT);
       expect(model.turnsPlayed).toBe(2);
@@ -495,14 +347,6 @@ describe('real agents through the real factory', () => {
       expect(sent[3]?.content).toMatch(/^Successfully wrote 30 bytes to .*hello\.txt$/);
 
       expect(runs).toHaveLength(1);
-      const u = CHAT_USAGE;
-      // Chat Completions' prompt tokens include the cached ones.
-      const cached = 2 * u.prompt_tokens_details.cached_tokens;
-      const tokens = {
-        tokensIn: 2 * u.prompt_tokens - cached,
-        tokensOut: 2 * u.completion_tokens,
-        tokensCached: cached,
-      };
       const cost = estimateCostUsd({ model: modelName, ...tokens });
       expect(cost).toBeGreaterThan(0);
       expect(runs[0]).toMatchObject({ engine: 'pi', result: 'success' });
@@ -522,12 +366,12 @@ describe('real agents through the real factory', () => {
         {
           tokensIn: tokens.tokensIn / 2,
           tokensOut: tokens.tokensOut / 2,
-          tokensCached: cached / 2,
+          tokensCached: tokens.tokensCached / 2,
         },
         {
           tokensIn: tokens.tokensIn / 2,
           tokensOut: tokens.tokensOut / 2,
-          tokensCached: cached / 2,
+          tokensCached: tokens.tokensCached / 2,
         },
       ]);
 
