@@ -1,5 +1,5 @@
 import { estimateCostUsd } from '../core/index.js';
-import { isRecord, readJsonLine, str, type JsonRecord } from './json-line.js';
+import { isRecord, parseJsonLine, rawLine, str, type JsonRecord } from './json-line.js';
 import type { EventInput, Insights } from '../core/index.js';
 import type {
   AgentState,
@@ -110,19 +110,15 @@ function createGeminiParser(): EngineParser {
     inTurn = true;
   }
 
-  function raw(line: string): ParsedLine {
-    return { events: [{ type: 'raw', data: { line } }] };
+  function parse(line: string): ParsedLine {
+    return parseJsonLine(line, (value) => handle(value, line));
   }
 
-  function parse(line: string): ParsedLine {
-    const value = readJsonLine(line);
-    if (value === null) return { events: [] };
-    if (value === 'raw') return raw(line);
-
+  function handle(value: JsonRecord, line: string): ParsedLine {
     switch (value.type) {
       case 'init': {
         const id = str(value.session_id);
-        if (id === undefined) return raw(line);
+        if (id === undefined) return rawLine(line);
         sessionId = id;
         initModel = str(value.model);
         inTurn = false;
@@ -133,7 +129,7 @@ function createGeminiParser(): EngineParser {
       case 'message': {
         const text = str(value.content);
         if (text === undefined || (value.role !== 'assistant' && value.role !== 'user'))
-          return raw(line);
+          return rawLine(line);
         if (value.role === 'assistant') modelOutput();
         else inTurn = false;
         if (value.role === 'assistant' && value.delta === true) {
@@ -148,7 +144,7 @@ function createGeminiParser(): EngineParser {
       case 'tool_use': {
         const id = str(value.tool_id);
         const name = str(value.tool_name);
-        if (id === undefined || name === undefined) return raw(line);
+        if (id === undefined || name === undefined) return rawLine(line);
         toolUses++;
         modelOutput();
         openTools.add(id);
@@ -160,7 +156,7 @@ function createGeminiParser(): EngineParser {
       }
       case 'tool_result': {
         const id = str(value.tool_id);
-        if (id === undefined) return raw(line);
+        if (id === undefined) return rawLine(line);
         openTools.delete(id);
         inTurn = false;
         const data: JsonRecord = { id, isError: value.status !== 'success' };
@@ -173,7 +169,7 @@ function createGeminiParser(): EngineParser {
       }
       case 'error': {
         const message = str(value.message);
-        if (message === undefined) return raw(line);
+        if (message === undefined) return rawLine(line);
         const severity = str(value.severity);
         if (severity !== 'warning') lastError = message;
         const data: JsonRecord = { message };
@@ -181,7 +177,7 @@ function createGeminiParser(): EngineParser {
         return { events: flush([{ type: 'error', data }]) };
       }
       case 'result': {
-        if (value.status !== 'success' && value.status !== 'error') return raw(line);
+        if (value.status !== 'success' && value.status !== 'error') return rawLine(line);
         result = value;
         const data: JsonRecord = { ok: value.status === 'success' };
         if (value.status === 'error') {
@@ -198,7 +194,7 @@ function createGeminiParser(): EngineParser {
         return { events: flush(events) };
       }
       default:
-        return raw(line);
+        return rawLine(line);
     }
   }
 

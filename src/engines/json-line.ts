@@ -1,3 +1,5 @@
+import type { ParsedLine } from './engine.js';
+
 /** Narrowing helpers for the untrusted JSON lines an agent CLI prints on stdout. */
 
 export type JsonRecord = Record<string, unknown>;
@@ -29,4 +31,29 @@ export function readJsonLine(line: string): JsonRecord | 'raw' | null {
     return 'raw';
   }
   return isRecord(value) ? value : 'raw';
+}
+
+/** A line kept as it came, as a `raw` event: one the parser does not understand. */
+export function rawLine(line: string): ParsedLine {
+  return { events: [{ type: 'raw', data: { line } }] };
+}
+
+/**
+ * The front of every engine's line parser: a blank line gives no events; a line that is not a
+ * JSON object with a string `type` is kept as `raw`; any other goes to `handle`. A handler that
+ * throws (only a bug could: every field is narrowed) keeps the line as `raw` too, so a parser
+ * never throws and the run's supervision goes on.
+ */
+export function parseJsonLine(
+  line: string,
+  handle: (value: JsonRecord & { type: string }) => ParsedLine,
+): ParsedLine {
+  const value = readJsonLine(line);
+  if (value === null) return { events: [] };
+  if (value === 'raw' || typeof value.type !== 'string') return rawLine(line);
+  try {
+    return handle(value as JsonRecord & { type: string });
+  } catch {
+    return rawLine(line);
+  }
 }

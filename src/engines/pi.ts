@@ -1,5 +1,5 @@
 import { estimateCostUsd, type EventInput, type Insights } from '../core/index.js';
-import { count, isRecord, readJsonLine, str, type JsonRecord } from './json-line.js';
+import { count, isRecord, parseJsonLine, rawLine, str, type JsonRecord } from './json-line.js';
 import type {
   AgentState,
   Engine,
@@ -159,16 +159,12 @@ export function createPiParser(): EngineParser {
     return { events, state };
   }
 
-  function raw(line: string): ParsedLine {
-    return { events: [{ type: 'raw', data: { line } }] };
-  }
-
   function toolState(): AgentState {
     return openTools.size > 0 ? 'acting' : 'thinking';
   }
 
   function assistantEnd(message: JsonRecord, line: string): ParsedLine {
-    if (!Array.isArray(message.content)) return raw(line);
+    if (!Array.isArray(message.content)) return rawLine(line);
     const stopReason = str(message.stopReason) ?? 'stop';
     const failed = stopReason === 'error' || stopReason === 'aborted';
     const events: EventInput[] = [];
@@ -222,26 +218,26 @@ export function createPiParser(): EngineParser {
 
   function messageEnd(value: JsonRecord, line: string): ParsedLine {
     const message = value.message;
-    if (!isRecord(message)) return raw(line);
+    if (!isRecord(message)) return rawLine(line);
     switch (message.role) {
       case 'assistant':
         return assistantEnd(message, line);
       case 'user': {
         const text = textOf(message.content);
-        if (text === undefined) return raw(line);
+        if (text === undefined) return rawLine(line);
         return parsed([{ type: 'message', data: { role: 'user', text } }], 'thinking');
       }
       case 'toolResult':
         // The tool_execution_end before it said the same.
         return parsed([]);
       default:
-        return raw(line);
+        return rawLine(line);
     }
   }
 
   function toolEnd(value: JsonRecord, line: string): ParsedLine {
     const id = str(value.toolCallId);
-    if (id === undefined) return raw(line);
+    if (id === undefined) return rawLine(line);
     openTools.delete(id);
     const data: JsonRecord = { id, isError: value.isError === true };
     const output = isRecord(value.result) ? textOf(value.result.content) : undefined;
@@ -265,7 +261,7 @@ export function createPiParser(): EngineParser {
     switch (value.type) {
       case 'session': {
         const id = str(value.id);
-        if (id === undefined) return raw(line);
+        if (id === undefined) return rawLine(line);
         sessionId = id;
         return parsed([{ type: 'session', data: { sessionId: id } }], 'starting');
       }
@@ -276,7 +272,7 @@ export function createPiParser(): EngineParser {
         return parsed([], 'thinking');
       case 'message_start':
       case 'message_update': {
-        if (!isRecord(value.message)) return raw(line);
+        if (!isRecord(value.message)) return rawLine(line);
         return parsed([], value.message.role === 'assistant' ? 'thinking' : undefined);
       }
       case 'message_end':
@@ -284,14 +280,14 @@ export function createPiParser(): EngineParser {
       case 'tool_execution_start':
       case 'tool_execution_update': {
         const id = str(value.toolCallId);
-        if (id === undefined) return raw(line);
+        if (id === undefined) return rawLine(line);
         openTools.add(id);
         return parsed([], 'acting');
       }
       case 'tool_execution_end':
         return toolEnd(value, line);
       case 'turn_end':
-        return isRecord(value.message) ? parsed([]) : raw(line);
+        return isRecord(value.message) ? parsed([]) : rawLine(line);
       case 'agent_end':
         return agentEnd();
       case 'auto_retry_start': {
@@ -305,7 +301,7 @@ export function createPiParser(): EngineParser {
         return parsed([{ type: 'retry', data }], 'waiting');
       }
       case 'auto_retry_end': {
-        if (typeof value.success !== 'boolean') return raw(line);
+        if (typeof value.success !== 'boolean') return rawLine(line);
         if (value.success) return parsed([]);
         const message = str(value.finalError) ?? 'the model request failed after retries';
         verdict = { ok: false, error: message };
@@ -317,20 +313,12 @@ export function createPiParser(): EngineParser {
         ]);
       }
       default:
-        return raw(line);
+        return rawLine(line);
     }
   }
 
   function parse(line: string): ParsedLine {
-    const value = readJsonLine(line);
-    if (value === null) return { events: [] };
-    if (value === 'raw' || typeof value.type !== 'string') return raw(line);
-    try {
-      return handle(value, line);
-    } catch {
-      // Defensive: a shape no branch expected must not stop the run; keep the line.
-      return raw(line);
-    }
+    return parseJsonLine(line, (value) => handle(value, line));
   }
 
   function summary(): EngineSummary {

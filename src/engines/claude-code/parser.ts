@@ -1,7 +1,7 @@
 import type { EventInput, Insights } from '../../core/index.js';
 import type { AgentState, EngineParser, EngineSummary, ParsedLine } from '../engine.js';
 import { assistantBlocks, userBlocks } from './blocks.js';
-import { count, isRecord, readJsonLine, str, type JsonRecord } from '../json-line.js';
+import { count, isRecord, parseJsonLine, rawLine, str, type JsonRecord } from '../json-line.js';
 import { mainModel, readResult } from './result.js';
 import { UsageTally, claudeUsage } from './usage.js';
 
@@ -63,10 +63,6 @@ export function createClaudeCodeParser(): EngineParser {
     return { events, state };
   }
 
-  function raw(line: string): ParsedLine {
-    return { events: [{ type: 'raw', data: { line } }] };
-  }
-
   function toolState(): AgentState {
     return openTools.size > 0 ? 'acting' : 'thinking';
   }
@@ -82,7 +78,7 @@ export function createClaudeCodeParser(): EngineParser {
     switch (value.subtype) {
       case 'init': {
         const id = str(value.session_id);
-        if (id === undefined) return raw(line);
+        if (id === undefined) return rawLine(line);
         sessionId = id;
         initModel = str(value.model) ?? initModel;
         // A new user turn: its verdict is not known until its own result line.
@@ -103,15 +99,15 @@ export function createClaudeCodeParser(): EngineParser {
       case 'thinking_tokens':
         return parsed([], 'thinking');
       case 'status':
-        return value.status === 'requesting' ? parsed([], 'thinking') : raw(line);
+        return value.status === 'requesting' ? parsed([], 'thinking') : rawLine(line);
       default:
-        return raw(line);
+        return rawLine(line);
     }
   }
 
   function assistant(value: JsonRecord, line: string): ParsedLine {
     const message = value.message;
-    if (!isRecord(message) || !Array.isArray(message.content)) return raw(line);
+    if (!isRecord(message) || !Array.isArray(message.content)) return rawLine(line);
     const isError = str(value.error) !== undefined;
     const blocks = assistantBlocks(message.content, isError);
     // A line made only of blocks this adapter does not know says nothing about the state.
@@ -135,7 +131,7 @@ export function createClaudeCodeParser(): EngineParser {
   }
 
   function user(value: JsonRecord, line: string): ParsedLine {
-    if (!isRecord(value.message)) return raw(line);
+    if (!isRecord(value.message)) return rawLine(line);
     const blocks = userBlocks(value.message.content);
     for (const id of blocks.toolIds) openTools.delete(id);
     const events = blocks.events;
@@ -146,7 +142,7 @@ export function createClaudeCodeParser(): EngineParser {
 
   function streamEvent(value: JsonRecord, line: string): ParsedLine {
     const event = value.event;
-    if (!isRecord(event)) return raw(line);
+    if (!isRecord(event)) return rawLine(line);
     if (event.type === 'message_start') {
       const message = isRecord(event.message) ? event.message : {};
       const id = str(message.id);
@@ -179,7 +175,7 @@ export function createClaudeCodeParser(): EngineParser {
 
   function result(value: JsonRecord, line: string): ParsedLine {
     const verdictLine = readResult(value);
-    if (verdictLine === undefined) return raw(line);
+    if (verdictLine === undefined) return rawLine(line);
     tally.result(value);
     usageModel = mainModel(value.modelUsage) ?? usageModel;
     sessionId = str(value.session_id) ?? sessionId;
@@ -189,10 +185,7 @@ export function createClaudeCodeParser(): EngineParser {
     return parsed([{ type: 'result', data: verdictLine.data }], 'exited');
   }
 
-  function parseLine(line: string): ParsedLine {
-    const value = readJsonLine(line);
-    if (value === null) return { events: [] };
-    if (value === 'raw') return raw(line);
+  function handle(value: JsonRecord, line: string): ParsedLine {
     switch (value.type) {
       case 'system':
         return system(value, line);
@@ -205,18 +198,12 @@ export function createClaudeCodeParser(): EngineParser {
       case 'result':
         return result(value, line);
       default:
-        return raw(line);
+        return rawLine(line);
     }
   }
 
   function parse(line: string): ParsedLine {
-    try {
-      return parseLine(line);
-    } catch {
-      // Only a bug here could throw (the JSON is narrowed field by field). The line is kept as
-      // raw, so nothing is lost, and supervision of the run goes on.
-      return raw(line);
-    }
+    return parseJsonLine(line, (value) => handle(value, line));
   }
 
   function summary(): EngineSummary {

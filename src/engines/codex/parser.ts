@@ -1,7 +1,7 @@
 import { estimateCostUsd, type EventInput, type Insights } from '../../core/index.js';
 import type { EngineParser, EngineSummary, ParsedLine } from '../engine.js';
 import { mapItem } from './items.js';
-import { count, isRecord, readJsonLine, str, type JsonRecord } from '../json-line.js';
+import { count, isRecord, parseJsonLine, rawLine, str, type JsonRecord } from '../json-line.js';
 
 /** Token counts in Fleet's terms, from one `turn.completed` usage object. */
 export interface CodexUsage {
@@ -73,15 +73,11 @@ export function createCodexParser(options: CodexParserOptions = {}): EngineParse
   let lastTopLevelError: string | null = null;
   const announced = new Set<string>();
 
-  function raw(line: string): ParsedLine {
-    return { events: [{ type: 'raw', data: { line } }] };
-  }
-
   function handle(line: string, msg: JsonRecord): ParsedLine {
     switch (msg.type) {
       case 'thread.started': {
         const id = str(msg.thread_id);
-        if (id === undefined) return raw(line);
+        if (id === undefined) return rawLine(line);
         sessionId = id;
         return { events: [{ type: 'session', data: { sessionId: id } }] };
       }
@@ -90,10 +86,10 @@ export function createCodexParser(options: CodexParserOptions = {}): EngineParse
         return { events: [], state: 'thinking' };
       case 'item.started':
       case 'item.completed': {
-        if (!isRecord(msg.item)) return raw(line);
+        if (!isRecord(msg.item)) return rawLine(line);
         const phase = msg.type === 'item.started' ? 'started' : 'completed';
         const out = mapItem(phase, msg.item, announced);
-        if (out === null) return raw(line);
+        if (out === null) return rawLine(line);
         toolCalls += out.toolCalls;
         return out.state === undefined
           ? { events: out.events }
@@ -125,7 +121,7 @@ export function createCodexParser(options: CodexParserOptions = {}): EngineParse
       }
       case 'error': {
         const message = str(msg.message);
-        if (message === undefined) return raw(line);
+        if (message === undefined) return rawLine(line);
         if (RECONNECT.test(message)) {
           retries += 1;
           const n = ATTEMPT.exec(message);
@@ -136,21 +132,13 @@ export function createCodexParser(options: CodexParserOptions = {}): EngineParse
         return { events: [{ type: 'error', data: { message } }] };
       }
       default:
-        return raw(line);
+        return rawLine(line);
     }
   }
 
   return {
     parse(line: string): ParsedLine {
-      const msg = readJsonLine(line);
-      if (msg === null) return { events: [] };
-      if (msg === 'raw' || typeof msg.type !== 'string') return raw(line);
-      try {
-        return handle(line, msg);
-      } catch {
-        // Defensive: a shape no branch expected must not stop the run; keep the line.
-        return raw(line);
-      }
+      return parseJsonLine(line, (msg) => handle(line, msg));
     },
 
     summary(): EngineSummary {
