@@ -105,7 +105,7 @@ interface Batch {
   seat: Seat;
   events: EventInput[];
   spooled: boolean;
-  /** About how many characters of JSON the events take (see approxChars). */
+  /** About how much JSON the events take: their spool lines' bytes, or approxChars. */
   size: number;
 }
 
@@ -794,7 +794,8 @@ class Factory implements DaemonControl {
       await this.spoolPending(seat, false);
     if (seat.spool.count > 0) {
       const events = await seat.spool.peek(BATCH, budget);
-      return { seat, events, spooled: true, size: approxChars(events) };
+      // The spool knows the size of what it read: its JSON lines.
+      return { seat, events, spooled: true, size: seat.spool.peekedBytes };
     }
     let size = 0;
     let n = 0;
@@ -885,7 +886,7 @@ const delay = (ms: number) =>
  * About how many characters `value` takes as JSON: its strings' lengths and a little for the
  * rest. Cheap (no serialization) and close for the ASCII that agents print.
  */
-export function approxChars(value: unknown, depth = 0): number {
+function approxChars(value: unknown, depth = 0): number {
   if (typeof value === 'string') return value.length + 2;
   if (value === null || typeof value !== 'object' || depth > 16) return 8;
   let n = 2;

@@ -50,6 +50,7 @@ describe('event spool: spilled events are read back in chunks', () => {
     await spool.append([big(1), big(2), big(3), big(4)], false);
     const lineBytes = JSON.stringify(big(1)).length + 1;
     expect(await spool.peek(10, lineBytes * 2)).toEqual([big(1), big(2)]);
+    expect(spool.peekedBytes).toBe(lineBytes * 2);
     expect(await spool.peek(10, lineBytes * 2 - 1)).toEqual([big(1)]);
     expect(await spool.peek(10, 10)).toEqual([big(1)]);
     await spool.drop(1);

@@ -105,6 +105,11 @@ export class EventSpool {
     return events;
   }
 
+  /** Bytes of the JSON lines the last {@link peek} returned. */
+  get peekedBytes(): number {
+    return this.peeked.reduce((n, bytes) => n + bytes, 0);
+  }
+
   /** Removes the first `n` events (of those the last {@link peek} returned). */
   async drop(n: number): Promise<void> {
     const done = this.peeked.splice(0, n);
