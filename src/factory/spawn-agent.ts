@@ -252,18 +252,18 @@ function run(
       openPipes -= 1;
       maybeClosed();
     };
-    if (stdout) {
-      stdout.start((chunk) => {
+    const read = (source: OutputSource | null, lines: LineSplitter): void => {
+      if (source === null) {
+        openPipes -= 1;
+        return;
+      }
+      source.start((chunk) => {
         options.onOutput?.(chunk);
-        out.write(chunk);
+        lines.write(chunk);
       }, onPipeClosed);
-    } else openPipes -= 1;
-    if (stderr) {
-      stderr.start((chunk) => {
-        options.onOutput?.(chunk);
-        err.write(chunk);
-      }, onPipeClosed);
-    } else openPipes -= 1;
+    };
+    read(stdout, out);
+    read(stderr, err);
 
     const onMessage = (message: GuardMessage): void => {
       if (done) return;
